@@ -1,0 +1,216 @@
+-- The queue's tables: policy (queues, job_types, tiers, circuit_breakers, settings), the hot
+-- table of live jobs, the history of finished ones, and worker sessions.
+
+create table queue.settings (
+    singleton boolean primary key default true,
+    max_payload_bytes int not null default 1048576,
+    constraint settings_single_row check (singleton),
+    constraint settings_max_payload_positive check (max_payload_bytes > 0)
+);
+
+comment on table queue.settings is 'Global settings (one row): the payload size cap for enqueue.';
+
+insert into queue.settings (singleton) values (true) on conflict do nothing;
+
+create table queue.queues (
+    queue_name text primary key,
+    max_attempts int not null default 5,
+    backoff_strategy queue.backoff_strategy not null default 'exponential',
+    backoff_base interval not null default '5 seconds',
+    backoff_max interval not null default '1 hour',
+    backoff_jitter numeric not null default 0.1,
+    lease_seconds int not null default 300,
+    retention interval not null default '7 days',
+    concurrency int,
+    rate_limit int,
+    rate_interval interval,
+    -- token bucket state, touched only by claim_jobs on rate-limited queues
+    rate_tokens double precision,
+    rate_refilled_at timestamptz,
+    aging_interval interval,
+    paused boolean not null default false,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    constraint queues_name_format check (queue_name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+    constraint queues_max_attempts_positive check (max_attempts >= 1),
+    constraint queues_backoff_in_order check (backoff_base >= interval '0' and backoff_max >= backoff_base),
+    constraint queues_backoff_jitter_fraction check (backoff_jitter between 0 and 1),
+    constraint queues_lease_positive check (lease_seconds >= 1),
+    constraint queues_retention_positive check (retention > interval '0'),
+    constraint queues_concurrency_positive check (concurrency is null or concurrency >= 1),
+    constraint queues_rate_limit_complete check (
+        (rate_limit is null and rate_interval is null)
+        or (rate_limit >= 1 and rate_interval > interval '0')
+    ),
+    constraint queues_aging_positive check (aging_interval is null or aging_interval > interval '0')
+);
+
+comment on table queue.queues is
+'Named queues and their policy: attempts, backoff, lease, retention, concurrency and rate limits, priority aging, paused.';
+comment on column queue.queues.concurrency is 'At most this many running jobs across all workers; null = no limit.';
+comment on column queue.queues.rate_limit is 'At most rate_limit starts per rate_interval (token bucket); null = no limit.';
+comment on column queue.queues.aging_interval is 'A waiting job gains one priority step per aging_interval waited; null = off.';
+
+insert into queue.queues (queue_name, max_attempts, lease_seconds)
+values ('critical', 10, 60), ('default', 5, 300), ('bulk', 3, 900)
+on conflict do nothing;
+
+create table queue.job_types (
+    job_type text primary key,
+    queue_name text not null references queue.queues (queue_name) on update cascade,
+    priority int not null default 50,
+    max_attempts int,
+    timeout_seconds int,
+    user_enqueue boolean not null default false,
+    services text [] not null default '{}',
+    description text,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    constraint job_types_name_format check (job_type ~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$'),
+    constraint job_types_priority_in_range check (priority between 1 and 100),
+    constraint job_types_max_attempts_positive check (max_attempts is null or max_attempts >= 1),
+    constraint job_types_timeout_positive check (timeout_seconds is null or timeout_seconds >= 1)
+);
+
+comment on table queue.job_types is
+'Registry of job types: default queue and priority, per-type overrides of attempts and timeout, whether end users may enqueue it, and the external services it depends on (circuit breakers).';
+
+create table queue.tiers (
+    tier text primary key,
+    priority_offset int not null,
+    constraint tiers_offset_in_range check (priority_offset between -99 and 99)
+);
+
+comment on table queue.tiers is 'Customer tiers: a job owned by a user of this tier gets priority + priority_offset (lower runs sooner).';
+
+insert into queue.tiers (tier, priority_offset)
+values ('free', 0), ('pro', -10), ('enterprise', -20)
+on conflict do nothing;
+
+create table queue.owner_tiers (
+    owner_id uuid primary key,
+    tier text not null references queue.tiers (tier) on update cascade
+);
+
+comment on table queue.owner_tiers is 'Which tier each job owner (auth.uid()) is on; owners not listed get no offset.';
+
+create table queue.circuit_breakers (
+    service text primary key,
+    state text not null default 'closed',
+    failures int not null default 0,
+    failure_threshold int not null default 5,
+    cooldown interval not null default '1 minute',
+    opened_at timestamptz,
+    last_error text,
+    updated_at timestamptz not null default now(),
+    constraint circuit_breakers_state_known check (state in ('closed', 'open')),
+    constraint circuit_breakers_threshold_positive check (failure_threshold >= 1),
+    constraint circuit_breakers_cooldown_positive check (cooldown > interval '0')
+);
+
+comment on table queue.circuit_breakers is
+'Shared circuit breakers for external services: while one is open (and its cool-down has not passed) jobs of types that list the service are not claimed.';
+
+-- The hot table: only waiting and running jobs. Finished jobs move to queue.job_history, so
+-- claiming costs the same whatever the history holds. fillfactor leaves room for HOT updates
+-- (heartbeats, progress).
+create table queue.jobs (
+    id bigint generated by default as identity primary key,
+    job_type text not null,
+    queue_name text not null,
+    status queue.job_status not null default 'pending',
+    priority int not null,
+    run_at timestamptz not null default now(),
+    payload jsonb not null,
+    attempt int not null default 0,
+    max_attempts int not null,
+    unique_key text,
+    owner_id uuid,
+    worker_id text,
+    lease_seconds int,
+    lease_expires_at timestamptz,
+    backoff_strategy queue.backoff_strategy,
+    backoff_base interval,
+    backoff_max interval,
+    errors jsonb not null default '[]',
+    progress jsonb,
+    created_at timestamptz not null default now(),
+    started_at timestamptz,
+    attempted_at timestamptz,
+    aged_at timestamptz,
+    constraint jobs_live_status check (status in ('pending', 'running', 'retrying')),
+    constraint jobs_priority_in_range check (priority between 1 and 100),
+    constraint jobs_max_attempts_positive check (max_attempts >= 1),
+    constraint jobs_running_has_lease check (
+        (status = 'running') = (worker_id is not null and lease_expires_at is not null)
+    )
+) with (fillfactor = 80);
+
+comment on table queue.jobs is 'Live jobs only (pending, running, retrying); finished jobs are in queue.job_history.';
+
+-- claim_jobs reads waiting jobs of one queue in priority, run_at, id order.
+create index jobs_queue_claim_idx on queue.jobs (queue_name, priority, run_at, id)
+where status in ('pending', 'retrying');
+
+-- claim_jobs over several unlimited queues reads one ordered stream.
+create index jobs_claim_idx on queue.jobs (priority, run_at, id)
+where status in ('pending', 'retrying');
+
+-- concurrency counts and the lease reaper.
+create index jobs_running_idx on queue.jobs (queue_name, lease_expires_at)
+where status = 'running';
+
+create unique index jobs_unique_key_idx on queue.jobs (unique_key)
+where unique_key is not null;
+
+create index jobs_owner_idx on queue.jobs (owner_id)
+where owner_id is not null;
+
+create table queue.job_history (
+    id bigint primary key,
+    job_type text not null,
+    queue_name text not null,
+    status queue.job_status not null,
+    priority int not null,
+    payload jsonb not null,
+    attempt int not null,
+    max_attempts int not null,
+    unique_key text,
+    owner_id uuid,
+    worker_id text,
+    errors jsonb not null default '[]',
+    result jsonb,
+    progress jsonb,
+    run_at timestamptz not null,
+    created_at timestamptz not null,
+    started_at timestamptz,
+    finished_at timestamptz not null default now(),
+    constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
+);
+
+comment on table queue.job_history is
+'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+
+-- retention purge per queue, oldest first
+create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);
+
+create index job_history_dead_idx on queue.job_history (finished_at)
+where status = 'dead';
+
+create index job_history_owner_idx on queue.job_history (owner_id)
+where owner_id is not null;
+
+-- recurring jobs check that a run's key was not already done
+create index job_history_unique_key_idx on queue.job_history (unique_key)
+where unique_key is not null;
+
+create table queue.worker_sessions (
+    worker_id text primary key,
+    host text,
+    pid int,
+    started_at timestamptz not null default now(),
+    last_seen_at timestamptz not null default now(),
+    metadata jsonb not null default '{}'
+);
+
+comment on table queue.worker_sessions is 'One row per worker process, refreshed by heartbeat; see the view queue.workers.';
