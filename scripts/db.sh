@@ -22,7 +22,7 @@ missing_packages() {
     done
 }
 
-install() {
+install() {  # the database packages only; the Makefile installs the rest
     local missing
     missing=$(missing_packages | tr '\n' ' ')
     [ -z "${missing// }" ] && return 0

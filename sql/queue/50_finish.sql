@@ -152,7 +152,7 @@ begin
     );
     if not coalesce(retryable, true) or job.attempt >= job.max_attempts then
         perform queue._archive_job(job.id, 'dead', v_errors);
-        return 'dead';
+        return 'dead'::queue.job_status;
     end if;
     select q.* into v_queue from queue.queues as q where q.queue_name = job.queue_name;
     update queue.jobs as j
@@ -172,7 +172,7 @@ begin
             )
         )
     where j.id = job.id;
-    return 'retrying';
+    return 'retrying'::queue.job_status;
 end
 $$;
 

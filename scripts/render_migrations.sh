@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Until the first release, the initial migrations are rendered from sql/ (the current
+# definition) so the two cannot drift; after a release, changes get hand-written migrations.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+render() {  # render <migration file> <sql dir> <title>
+    local out="$root/supabase/migrations/$1" dir="$root/sql/$2"
+    {
+        echo "-- $3"
+        echo "-- Rendered by scripts/render_migrations.sh from sql/$2/*.sql; edit those files, not this one."
+        echo "-- Creates new objects only: no locks on existing tables; safe while nothing runs Kyu yet."
+        for f in "$dir"/*.sql; do
+            echo
+            echo "-- ---- sql/$2/$(basename "$f") ----"
+            cat "$f"
+        done
+    } >"$out.tmp"
+    mv "$out.tmp" "$out"
+}
+
+render 20261123000000_queue.sql queue "Kyu queue engine: schema queue, its tables, functions, grants and policies."
+if compgen -G "$root/sql/receipts/*.sql" >/dev/null; then
+    render 20261123000100_receipts.sql receipts "Receipt domain: tables and functions used by the receipt handlers."
+fi
