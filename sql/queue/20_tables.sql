@@ -62,7 +62,7 @@ create table queue.job_types (
     max_attempts int,
     timeout_seconds int,
     user_enqueue boolean not null default false,
-    services text [] not null default '{}',
+    services text[] not null default '{}',
     description text,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),

@@ -92,7 +92,9 @@ as $$
     left join queue.tiers as t on t.tier = ot.tier
 $$;
 
-comment on function queue._resolve_jobs(jsonb) is 'Private: applies enqueue defaults to a JSON array of jobs and names each one''s first problem.';
+comment on function queue._resolve_jobs(
+    jsonb
+) is 'Private: applies enqueue defaults to a JSON array of jobs and names each one''s first problem.';
 
 -- _reject_job: raises the problem of one job; called from a query only for a bad row.
 create or replace function queue._reject_job(ord bigint, job_count int, problem text)

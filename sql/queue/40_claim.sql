@@ -9,8 +9,8 @@
 create or replace function queue.claim_jobs(
     worker_id text,
     batch_size int default 1,
-    queue_names text [] default null,
-    job_types text [] default null,
+    queue_names text[] default null,
+    job_types text[] default null,
     lease_seconds int default null
 )
 returns setof queue.claimed_job
@@ -185,5 +185,5 @@ begin
 end
 $$;
 
-comment on function queue.claim_jobs(text, int, text [], text [], int) is
+comment on function queue.claim_jobs(text, int, text[], text[], int) is
 'Claims up to batch_size due jobs for worker_id (priority 1 first, then run_at, then id) with FOR UPDATE SKIP LOCKED, skipping paused queues, honouring each queue''s concurrency and rate limit and open circuit breakers. Claimed jobs are running with a lease of lease_seconds (default: the job type''s timeout, else the queue''s lease). Null queue_names / job_types mean all.';

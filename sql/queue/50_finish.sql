@@ -62,10 +62,10 @@ comment on function queue._archive_job(bigint, queue.job_status, jsonb, jsonb) i
 
 -- complete_jobs: finishes the jobs the worker still holds; returns how many it finished.
 create or replace function queue.complete_jobs(
-    job_ids bigint [],
+    job_ids bigint[],
     worker_id text,
-    results jsonb [] default null,
-    attempts int [] default null
+    results jsonb[] default null,
+    attempts int[] default null
 )
 returns int
 language plpgsql
@@ -100,7 +100,7 @@ begin
 end
 $$;
 
-comment on function queue.complete_jobs(bigint [], text, jsonb [], int []) is
+comment on function queue.complete_jobs(bigint[], text, jsonb[], int[]) is
 'Completes the listed jobs that worker_id still holds (optionally with per-job results and attempt numbers, aligned with job_ids). Returns how many it completed; a job reclaimed by another worker, or already finished, is left alone.';
 
 -- complete_job: finishes one job; false when the caller no longer holds it.
@@ -176,7 +176,9 @@ begin
 end
 $$;
 
-comment on function queue._fail_locked(queue.jobs, text, boolean, timestamptz) is 'Private: the failure rules shared by fail_job and reap_expired_leases.';
+comment on function queue._fail_locked(
+    queue.jobs, text, boolean, timestamptz
+) is 'Private: the failure rules shared by fail_job and reap_expired_leases.';
 
 -- fail_job: records an attempt's error; returns retrying or dead, or null if not held.
 create or replace function queue.fail_job(
@@ -216,7 +218,7 @@ comment on function queue.fail_job(bigint, text, text, boolean, timestamptz, int
 -- heartbeat: extends the leases the worker still holds and records that it is alive.
 create or replace function queue.heartbeat(
     worker_id text,
-    job_ids bigint [] default '{}',
+    job_ids bigint[] default '{}',
     host text default null,
     pid int default null,
     metadata jsonb default null
@@ -249,7 +251,7 @@ begin
 end
 $$;
 
-comment on function queue.heartbeat(text, bigint [], text, int, jsonb) is
+comment on function queue.heartbeat(text, bigint[], text, int, jsonb) is
 'Extends the lease of each listed job worker_id still holds by its lease length, and records the worker as alive (queue.workers). Returns the ids still held: a missing id was reclaimed or finished.';
 
 -- report_progress: stores a running job's progress (any JSON) for status readers.
@@ -271,10 +273,12 @@ as $$
     select exists (select from touched)
 $$;
 
-comment on function queue.report_progress(bigint, text, jsonb) is 'Stores progress for a job the worker holds (shown by get_job and my_jobs). False if not held.';
+comment on function queue.report_progress(
+    bigint, text, jsonb
+) is 'Stores progress for a job the worker holds (shown by get_job and my_jobs). False if not held.';
 
 -- release_jobs: gives held jobs back without counting the attempt (graceful shutdown).
-create or replace function queue.release_jobs(worker_id text, job_ids bigint [])
+create or replace function queue.release_jobs(worker_id text, job_ids bigint[])
 returns int
 language plpgsql
 volatile
@@ -302,7 +306,7 @@ begin
 end
 $$;
 
-comment on function queue.release_jobs(text, bigint []) is
+comment on function queue.release_jobs(text, bigint[]) is
 'Returns jobs the worker holds to the queue at once, without counting the attempt (a worker shutting down). Returns how many.';
 
 -- reap_expired_leases: fails the attempts of jobs whose worker stopped heartbeating.

@@ -82,7 +82,9 @@ begin
 end
 $$;
 
-comment on function queue.create_queue(text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval) is
+comment on function queue.create_queue(
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+) is
 'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
 
 -- register_job_type: creates or updates a job type.
@@ -93,7 +95,7 @@ create or replace function queue.register_job_type(
     max_attempts int default null,
     timeout_seconds int default null,
     user_enqueue boolean default false,
-    services text [] default '{}',
+    services text[] default '{}',
     description text default null
 )
 returns queue.job_types
@@ -142,22 +144,54 @@ begin
 end
 $$;
 
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text [], text) is
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
 'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
 
 -- all_jobs: every job wherever it lives now.
 create or replace view queue.all_jobs as
 select
-    j.id, j.job_type, j.queue_name, j.status, j.priority, j.payload, j.attempt, j.max_attempts,
-    j.unique_key, j.owner_id, j.worker_id, j.errors, j.errors -> -1 ->> 'error' as last_error,
-    null::jsonb as result, j.progress, j.run_at, j.created_at, j.started_at,
-    null::timestamptz as finished_at, j.lease_expires_at
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.payload,
+    j.attempt,
+    j.max_attempts,
+    j.unique_key,
+    j.owner_id,
+    j.worker_id,
+    j.errors,
+    j.errors -> -1 ->> 'error' as last_error,
+    null::jsonb as result,
+    j.progress,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at,
+    j.lease_expires_at
 from queue.jobs as j
 union all
 select
-    h.id, h.job_type, h.queue_name, h.status, h.priority, h.payload, h.attempt, h.max_attempts,
-    h.unique_key, h.owner_id, h.worker_id, h.errors, h.errors -> -1 ->> 'error' as last_error,
-    h.result, h.progress, h.run_at, h.created_at, h.started_at, h.finished_at,
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.unique_key,
+    h.owner_id,
+    h.worker_id,
+    h.errors,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.result,
+    h.progress,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at,
     null::timestamptz as lease_expires_at
 from queue.job_history as h;
 
@@ -165,8 +199,17 @@ comment on view queue.all_jobs is 'Live and finished jobs in one shape (live one
 
 create or replace view queue.dead_letter as
 select
-    h.id, h.job_type, h.queue_name, h.priority, h.payload, h.attempt, h.max_attempts,
-    h.errors -> -1 ->> 'error' as last_error, h.errors, h.owner_id, h.created_at,
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.errors,
+    h.owner_id,
+    h.created_at,
     h.finished_at as died_at
 from queue.job_history as h
 where h.status = 'dead';
@@ -193,7 +236,9 @@ begin
 end
 $$;
 
-comment on function queue.get_job(bigint) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+comment on function queue.get_job(
+    bigint
+) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
 
 -- cancel_job: a waiting job goes to history as cancelled.
 create or replace function queue.cancel_job(job_id bigint)
@@ -268,7 +313,9 @@ begin
 end
 $$;
 
-comment on function queue.retry_job(bigint) is 'Replays a dead or cancelled job: back to pending now with its attempts reset (earlier errors kept). Returns its id.';
+comment on function queue.retry_job(
+    bigint
+) is 'Replays a dead or cancelled job: back to pending now with its attempts reset (earlier errors kept). Returns its id.';
 
 -- pause_queue / resume_queue: stop or restart claiming from a queue (running jobs finish).
 create or replace function queue.pause_queue(queue_name text)
@@ -382,7 +429,9 @@ begin
 end
 $$;
 
-comment on function queue.set_owner_tier(uuid, text) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
+comment on function queue.set_owner_tier(
+    uuid, text
+) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
 
 -- age_waiting_jobs: starvation guard; run by pg_cron.
 create or replace function queue.age_waiting_jobs()
@@ -444,4 +493,6 @@ begin
 end
 $$;
 
-comment on function queue.purge_history(int) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
+comment on function queue.purge_history(
+    int
+) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
