@@ -23,6 +23,7 @@ language sql
 stable
 security definer
 set search_path = ''
+set jit = off
 as $$
     select
         i.ord,
@@ -54,8 +55,11 @@ as $$
                 then format('priority must be between 1 and 100, got %s', i.priority)
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
-            when octet_length((i.j -> 'payload')::text) > s.max_payload_bytes
-                then format('payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)', octet_length((i.j -> 'payload')::text), s.max_payload_bytes)
+            when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
+                then format(
+                    'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
+                    octet_length((i.j -> 'payload')::text), i.max_payload_bytes
+                )
             when i.j ? 'max_attempts' and jsonb_typeof(i.j -> 'max_attempts') <> 'null' and i.max_attempts is null
                 then format('max_attempts must be an integer, got %s', i.j -> 'max_attempts')
             when i.max_attempts < 1
@@ -74,6 +78,7 @@ as $$
             case when jsonb_typeof(e.j -> 'max_attempts') = 'number' and (e.j ->> 'max_attempts')::numeric % 1 = 0
                 then (e.j ->> 'max_attempts')::numeric::int end as max_attempts,
             (e.j ->> 'owner_id')::uuid as owner_id,
+            (select s.max_payload_bytes from queue.settings as s) as max_payload_bytes,
             (
                 select k.key
                 from jsonb_object_keys(case when jsonb_typeof(e.j) = 'object' then e.j else '{}' end) as k (key)
@@ -85,7 +90,6 @@ as $$
             ) as bad_key
         from jsonb_array_elements(_resolve_jobs.jobs) with ordinality as e (j, ord)
     ) as i
-    cross join queue.settings as s
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
@@ -127,6 +131,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_count int;

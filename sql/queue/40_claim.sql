@@ -18,6 +18,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_blocked text [];
