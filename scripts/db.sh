@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pg_bin=/usr/lib/postgresql/15/bin
 data_dir="$root/.local/pgdata"
 log_file="$root/.local/postgres.log"
-port=54322
+port=${KYU_DB_PORT:-54322}  # another port lets a second checkout run beside this one
 local_url="postgresql://postgres:postgres@127.0.0.1:$port/postgres"
 apt_packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check)
 
