@@ -70,7 +70,7 @@ demo: deps migrate ## the receipt pipeline end to end on generated sample mail
 	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.demo
 
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff over Python
-	$(VENV)/bin/sqlfluff lint sql supabase/migrations supabase/tests supabase/seed.sql
+	$(VENV)/bin/sqlfluff lint sql supabase
 	$(VENV)/bin/ruff check python_worker tests scripts
 
 check-functions: migrate ## plpgsql_check over every function in queue
