@@ -111,7 +111,7 @@ create table queue.job_types (
     max_attempts int,
     timeout_seconds int,
     user_enqueue boolean not null default false,
-    services text [] not null default '{}',
+    services text[] not null default '{}',
     description text,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
@@ -264,6 +264,47 @@ create table queue.worker_sessions (
 
 comment on table queue.worker_sessions is 'One row per worker process, refreshed by heartbeat; see the view queue.workers.';
 
+create table queue.recurring_jobs (
+    name text primary key,
+    schedule text not null,
+    job_type text not null references queue.job_types (job_type) on update cascade,
+    payload jsonb not null default '{}',
+    queue_name text references queue.queues (queue_name) on update cascade,
+    priority int,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    constraint recurring_jobs_name_format check (name ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$'),
+    constraint recurring_jobs_payload_object check (jsonb_typeof(payload) = 'object'),
+    constraint recurring_jobs_priority_in_range check (priority is null or priority between 1 and 100)
+);
+
+comment on table queue.recurring_jobs is
+'Recurring jobs: what each pg_cron entry queue-job:<name> enqueues (set by queue.schedule_job; see the view queue.schedules).';
+
+-- One row per queue per minute (queue-stats housekeeping), trimmed by queue.snapshot_stats.
+create table queue.stats_history (
+    captured_at timestamptz not null,
+    queue_name text not null,
+    waiting int not null,
+    scheduled int not null,
+    running int not null,
+    retrying int not null,
+    dead int not null,
+    completed_last_hour int not null,
+    failed_last_hour int not null,
+    oldest_waiting_age interval,
+    wait_p50_seconds double precision,
+    wait_p95_seconds double precision,
+    run_p50_seconds double precision,
+    run_p95_seconds double precision,
+    jobs_per_minute numeric,
+    failure_rate numeric,
+    constraint stats_history_pkey primary key (captured_at, queue_name)
+);
+
+comment on table queue.stats_history is
+'Snapshots of queue.queue_stats, one row per queue per minute (pg_cron job queue-stats), trimmed to 7 days by default.';
+
 -- ---- sql/queue/30_enqueue.sql ----
 -- Enqueueing: enqueue_job (one) and enqueue_jobs (many, one statement). Both go through
 -- _resolve_jobs, which applies defaults (job type, then queue, then tier offset) and names
@@ -290,6 +331,7 @@ language sql
 stable
 security definer
 set search_path = ''
+set jit = off
 as $$
     select
         i.ord,
@@ -321,8 +363,11 @@ as $$
                 then format('priority must be between 1 and 100, got %s', i.priority)
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
-            when octet_length((i.j -> 'payload')::text) > s.max_payload_bytes
-                then format('payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)', octet_length((i.j -> 'payload')::text), s.max_payload_bytes)
+            when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
+                then format(
+                    'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
+                    octet_length((i.j -> 'payload')::text), i.max_payload_bytes
+                )
             when i.j ? 'max_attempts' and jsonb_typeof(i.j -> 'max_attempts') <> 'null' and i.max_attempts is null
                 then format('max_attempts must be an integer, got %s', i.j -> 'max_attempts')
             when i.max_attempts < 1
@@ -341,6 +386,7 @@ as $$
             case when jsonb_typeof(e.j -> 'max_attempts') = 'number' and (e.j ->> 'max_attempts')::numeric % 1 = 0
                 then (e.j ->> 'max_attempts')::numeric::int end as max_attempts,
             (e.j ->> 'owner_id')::uuid as owner_id,
+            (select s.max_payload_bytes from queue.settings as s) as max_payload_bytes,
             (
                 select k.key
                 from jsonb_object_keys(case when jsonb_typeof(e.j) = 'object' then e.j else '{}' end) as k (key)
@@ -352,14 +398,15 @@ as $$
             ) as bad_key
         from jsonb_array_elements(_resolve_jobs.jobs) with ordinality as e (j, ord)
     ) as i
-    cross join queue.settings as s
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
     left join queue.tiers as t on t.tier = ot.tier
 $$;
 
-comment on function queue._resolve_jobs(jsonb) is 'Private: applies enqueue defaults to a JSON array of jobs and names each one''s first problem.';
+comment on function queue._resolve_jobs(
+    jsonb
+) is 'Private: applies enqueue defaults to a JSON array of jobs and names each one''s first problem.';
 
 -- _reject_job: raises the problem of one job; called from a query only for a bad row.
 create or replace function queue._reject_job(ord bigint, job_count int, problem text)
@@ -392,6 +439,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_count int;
@@ -517,8 +565,8 @@ comment on function queue.enqueue_job(text, jsonb, text, int, timestamptz, int, 
 create or replace function queue.claim_jobs(
     worker_id text,
     batch_size int default 1,
-    queue_names text [] default null,
-    job_types text [] default null,
+    queue_names text[] default null,
+    job_types text[] default null,
     lease_seconds int default null
 )
 returns setof queue.claimed_job
@@ -526,6 +574,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_blocked text [];
@@ -693,7 +742,7 @@ begin
 end
 $$;
 
-comment on function queue.claim_jobs(text, int, text [], text [], int) is
+comment on function queue.claim_jobs(text, int, text[], text[], int) is
 'Claims up to batch_size due jobs for worker_id (priority 1 first, then run_at, then id) with FOR UPDATE SKIP LOCKED, skipping paused queues, honouring each queue''s concurrency and rate limit and open circuit breakers. Claimed jobs are running with a lease of lease_seconds (default: the job type''s timeout, else the queue''s lease). Null queue_names / job_types mean all.';
 
 -- ---- sql/queue/50_finish.sql ----
@@ -761,16 +810,17 @@ comment on function queue._archive_job(bigint, queue.job_status, jsonb, jsonb) i
 
 -- complete_jobs: finishes the jobs the worker still holds; returns how many it finished.
 create or replace function queue.complete_jobs(
-    job_ids bigint [],
+    job_ids bigint[],
     worker_id text,
-    results jsonb [] default null,
-    attempts int [] default null
+    results jsonb[] default null,
+    attempts int[] default null
 )
 returns int
 language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_count int;
@@ -799,7 +849,7 @@ begin
 end
 $$;
 
-comment on function queue.complete_jobs(bigint [], text, jsonb [], int []) is
+comment on function queue.complete_jobs(bigint[], text, jsonb[], int[]) is
 'Completes the listed jobs that worker_id still holds (optionally with per-job results and attempt numbers, aligned with job_ids). Returns how many it completed; a job reclaimed by another worker, or already finished, is left alone.';
 
 -- complete_job: finishes one job; false when the caller no longer holds it.
@@ -838,6 +888,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_errors jsonb;
@@ -875,7 +926,9 @@ begin
 end
 $$;
 
-comment on function queue._fail_locked(queue.jobs, text, boolean, timestamptz) is 'Private: the failure rules shared by fail_job and reap_expired_leases.';
+comment on function queue._fail_locked(
+    queue.jobs, text, boolean, timestamptz
+) is 'Private: the failure rules shared by fail_job and reap_expired_leases.';
 
 -- fail_job: records an attempt's error; returns retrying or dead, or null if not held.
 create or replace function queue.fail_job(
@@ -891,6 +944,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
 declare
     v_job queue.jobs;
@@ -915,7 +969,7 @@ comment on function queue.fail_job(bigint, text, text, boolean, timestamptz, int
 -- heartbeat: extends the leases the worker still holds and records that it is alive.
 create or replace function queue.heartbeat(
     worker_id text,
-    job_ids bigint [] default '{}',
+    job_ids bigint[] default '{}',
     host text default null,
     pid int default null,
     metadata jsonb default null
@@ -948,7 +1002,7 @@ begin
 end
 $$;
 
-comment on function queue.heartbeat(text, bigint [], text, int, jsonb) is
+comment on function queue.heartbeat(text, bigint[], text, int, jsonb) is
 'Extends the lease of each listed job worker_id still holds by its lease length, and records the worker as alive (queue.workers). Returns the ids still held: a missing id was reclaimed or finished.';
 
 -- report_progress: stores a running job's progress (any JSON) for status readers.
@@ -970,10 +1024,12 @@ as $$
     select exists (select from touched)
 $$;
 
-comment on function queue.report_progress(bigint, text, jsonb) is 'Stores progress for a job the worker holds (shown by get_job and my_jobs). False if not held.';
+comment on function queue.report_progress(
+    bigint, text, jsonb
+) is 'Stores progress for a job the worker holds (shown by get_job and my_jobs). False if not held.';
 
 -- release_jobs: gives held jobs back without counting the attempt (graceful shutdown).
-create or replace function queue.release_jobs(worker_id text, job_ids bigint [])
+create or replace function queue.release_jobs(worker_id text, job_ids bigint[])
 returns int
 language plpgsql
 volatile
@@ -1001,7 +1057,7 @@ begin
 end
 $$;
 
-comment on function queue.release_jobs(text, bigint []) is
+comment on function queue.release_jobs(text, bigint[]) is
 'Returns jobs the worker holds to the queue at once, without counting the attempt (a worker shutting down). Returns how many.';
 
 -- reap_expired_leases: fails the attempts of jobs whose worker stopped heartbeating.
@@ -1124,7 +1180,9 @@ begin
 end
 $$;
 
-comment on function queue.create_queue(text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval) is
+comment on function queue.create_queue(
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+) is
 'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
 
 -- register_job_type: creates or updates a job type.
@@ -1135,7 +1193,7 @@ create or replace function queue.register_job_type(
     max_attempts int default null,
     timeout_seconds int default null,
     user_enqueue boolean default false,
-    services text [] default '{}',
+    services text[] default '{}',
     description text default null
 )
 returns queue.job_types
@@ -1184,22 +1242,54 @@ begin
 end
 $$;
 
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text [], text) is
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
 'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
 
 -- all_jobs: every job wherever it lives now.
 create or replace view queue.all_jobs as
 select
-    j.id, j.job_type, j.queue_name, j.status, j.priority, j.payload, j.attempt, j.max_attempts,
-    j.unique_key, j.owner_id, j.worker_id, j.errors, j.errors -> -1 ->> 'error' as last_error,
-    null::jsonb as result, j.progress, j.run_at, j.created_at, j.started_at,
-    null::timestamptz as finished_at, j.lease_expires_at
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.payload,
+    j.attempt,
+    j.max_attempts,
+    j.unique_key,
+    j.owner_id,
+    j.worker_id,
+    j.errors,
+    j.errors -> -1 ->> 'error' as last_error,
+    null::jsonb as result,
+    j.progress,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at,
+    j.lease_expires_at
 from queue.jobs as j
 union all
 select
-    h.id, h.job_type, h.queue_name, h.status, h.priority, h.payload, h.attempt, h.max_attempts,
-    h.unique_key, h.owner_id, h.worker_id, h.errors, h.errors -> -1 ->> 'error' as last_error,
-    h.result, h.progress, h.run_at, h.created_at, h.started_at, h.finished_at,
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.unique_key,
+    h.owner_id,
+    h.worker_id,
+    h.errors,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.result,
+    h.progress,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at,
     null::timestamptz as lease_expires_at
 from queue.job_history as h;
 
@@ -1207,8 +1297,17 @@ comment on view queue.all_jobs is 'Live and finished jobs in one shape (live one
 
 create or replace view queue.dead_letter as
 select
-    h.id, h.job_type, h.queue_name, h.priority, h.payload, h.attempt, h.max_attempts,
-    h.errors -> -1 ->> 'error' as last_error, h.errors, h.owner_id, h.created_at,
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.errors,
+    h.owner_id,
+    h.created_at,
     h.finished_at as died_at
 from queue.job_history as h
 where h.status = 'dead';
@@ -1235,7 +1334,9 @@ begin
 end
 $$;
 
-comment on function queue.get_job(bigint) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+comment on function queue.get_job(
+    bigint
+) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
 
 -- cancel_job: a waiting job goes to history as cancelled.
 create or replace function queue.cancel_job(job_id bigint)
@@ -1310,7 +1411,9 @@ begin
 end
 $$;
 
-comment on function queue.retry_job(bigint) is 'Replays a dead or cancelled job: back to pending now with its attempts reset (earlier errors kept). Returns its id.';
+comment on function queue.retry_job(
+    bigint
+) is 'Replays a dead or cancelled job: back to pending now with its attempts reset (earlier errors kept). Returns its id.';
 
 -- pause_queue / resume_queue: stop or restart claiming from a queue (running jobs finish).
 create or replace function queue.pause_queue(queue_name text)
@@ -1424,7 +1527,9 @@ begin
 end
 $$;
 
-comment on function queue.set_owner_tier(uuid, text) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
+comment on function queue.set_owner_tier(
+    uuid, text
+) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
 
 -- age_waiting_jobs: starvation guard; run by pg_cron.
 create or replace function queue.age_waiting_jobs()
@@ -1486,7 +1591,855 @@ begin
 end
 $$;
 
-comment on function queue.purge_history(int) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
+comment on function queue.purge_history(
+    int
+) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
+
+-- ---- sql/queue/70_schedules.sql ----
+-- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs.
+-- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
+-- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
+-- pg_cron is optional at install time: where it is absent (a test template database, a database
+-- other than cron.database_name) everything here still installs, recurring jobs are refused
+-- with a clear error, and queue.health() reports housekeeping as not scheduled.
+-- Functions that touch the cron schema are PL/pgSQL, whose bodies resolve names only when run.
+
+-- pg_cron can be created only in the database named by cron.database_name, and only where the
+-- library is preloaded (then that setting exists). There, Kyu enables it; anywhere else it does
+-- nothing. A refusal (no privilege) is a warning: the queue works, housekeeping waits.
+do $$
+begin
+    if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron')
+        and current_database() = current_setting('cron.database_name', true)
+        and exists (select from pg_catalog.pg_available_extensions where name = 'pg_cron') then
+        create extension if not exists pg_cron;
+    end if;
+exception
+    when others then
+        raise warning 'Kyu: could not create extension pg_cron (%); housekeeping is not scheduled', sqlerrm
+            using hint = 'Enable pg_cron, then run: select queue.sync_cron_jobs();';
+end
+$$;
+
+-- _cron_version: pg_cron's version in this database as {major, minor[, patch]}; null when absent.
+create or replace function queue._cron_version()
+returns int[]
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
+    from pg_catalog.pg_extension as e
+    where e.extname = 'pg_cron'
+$$;
+
+comment on function queue._cron_version() is
+'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database.';
+
+-- _housekeeping_jobs: the pg_cron entries the queue needs, one row each.
+create or replace function queue._housekeeping_jobs()
+returns table (jobname text, schedule text, command text, description text)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select h.jobname, h.schedule, h.command, h.description
+    from (
+        values
+        (
+            1,
+            'queue-reap',
+            -- pg_cron 1.5 brought 'N seconds' schedules; 1.4 is minute-granular
+            case when queue._cron_version() >= '{1,5}' then '30 seconds' else '* * * * *' end,
+            'select queue.reap_expired_leases()',
+            'fail the attempts of jobs whose worker stopped heartbeating'
+        ),
+        (
+            2,
+            'queue-age',
+            '* * * * *',
+            'select queue.age_waiting_jobs()',
+            'priority aging of long-waiting jobs (queues with aging_interval)'
+        ),
+        (
+            3,
+            'queue-stats',
+            '* * * * *',
+            'select queue.snapshot_stats()',
+            'snapshot queue.queue_stats into queue.stats_history and trim it'
+        ),
+        (
+            4,
+            'queue-purge',
+            '*/5 * * * *',
+            'call queue.purge_history_batches()',
+            'delete finished jobs past their queue''s retention, one committed batch at a time'
+        ),
+        (
+            5,
+            'queue-cron-trim',
+            '17 * * * *',
+            'select queue.trim_cron_history()',
+            'delete old cron.job_run_details rows of Kyu''s own pg_cron entries'
+        )
+    ) as h (ord, jobname, schedule, command, description)
+    order by h.ord
+$$;
+
+comment on function queue._housekeeping_jobs() is
+'Private: the housekeeping entries Kyu registers with pg_cron (name, schedule, command); queue-reap runs every 30 seconds where pg_cron >= 1.5, else every minute.';
+
+-- _require_cron: raises unless pg_cron is installed in this database.
+create or replace function queue._require_cron()
+returns void
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if queue._cron_version() is null then
+        raise exception 'pg_cron is not installed in database %', current_database()
+            using errcode = '55000',
+            hint = format(
+                'pg_cron lives in the database named by cron.database_name (%s): install Kyu there, '
+                'or create extension pg_cron where it is preloaded; then: select queue.sync_cron_jobs();',
+                coalesce(current_setting('cron.database_name', true), 'pg_cron not preloaded')
+            );
+    end if;
+end
+$$;
+
+comment on function queue._require_cron() is 'Private: raises 55000 (with how to fix it) when pg_cron is not installed in this database.';
+
+-- _schedule_key: the unique_key of one run of a recurring job: its name and the run's slot,
+-- the minute of a cron expression, or the N-second window of an 'N seconds' schedule.
+create or replace function queue._schedule_key(name text, schedule text, at timestamptz)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_seconds int;
+    v_slot timestamptz;
+begin
+    v_seconds := (regexp_match(_schedule_key.schedule, '^\s*(\d+)\s*seconds?\s*$', 'i'))[1]::int;
+    if v_seconds > 0 then
+        v_slot := to_timestamp(floor(extract(epoch from _schedule_key.at) / v_seconds) * v_seconds);
+    else
+        v_slot := date_trunc('minute', _schedule_key.at);
+    end if;
+    return format(
+        'queue-job:%s@%s',
+        _schedule_key.name,
+        to_char(v_slot at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    );
+end
+$$;
+
+comment on function queue._schedule_key(text, text, timestamptz) is
+'Private: the unique_key of a recurring job''s run at a time: queue-job:<name>@<slot in UTC>, the slot being the minute (cron expressions) or the N-second window (''N seconds'').';
+
+-- enqueue_scheduled_job: what a recurring job's pg_cron entry runs; one job per slot, ever.
+create or replace function queue.enqueue_scheduled_job(name text, scheduled_at timestamptz default null)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_spec queue.recurring_jobs;
+    v_key text;
+    v_id bigint;
+begin
+    select r.* into v_spec from queue.recurring_jobs as r where r.name = enqueue_scheduled_job.name;
+    if not found then
+        raise exception 'unknown recurring job: %', enqueue_scheduled_job.name
+            using errcode = '22023', hint = 'See queue.schedules; create one with queue.schedule_job(...).';
+    end if;
+    v_key := queue._schedule_key(v_spec.name, v_spec.schedule, coalesce(enqueue_scheduled_job.scheduled_at, now()));
+
+    -- enqueue_job dedupes against live jobs only: a run of this slot that already finished
+    -- must not be enqueued again
+    select h.id into v_id
+    from queue.job_history as h
+    where h.unique_key = v_key
+    order by h.id
+    limit 1;
+    if found then
+        return v_id;
+    end if;
+
+    v_id := queue.enqueue_job(
+        job_type => v_spec.job_type,
+        payload => v_spec.payload,
+        queue_name => v_spec.queue_name,
+        priority => v_spec.priority,
+        unique_key => v_key
+    );
+
+    -- the slot's job may have finished between the check above and the insert (this statement
+    -- sees it): then the job just added is a second run of the slot, and goes
+    if exists (select from queue.job_history as h where h.unique_key = v_key and h.id <> v_id) then
+        delete from queue.jobs as j
+        where j.id = v_id and j.status = 'pending' and j.attempt = 0;
+        select h.id into v_id
+        from queue.job_history as h
+        where h.unique_key = v_key
+        order by h.id
+        limit 1;
+    end if;
+    return v_id;
+end
+$$;
+
+comment on function queue.enqueue_scheduled_job(text, timestamptz) is
+'Enqueues one run of a recurring job (what its pg_cron entry calls) with unique_key queue-job:<name>@<slot>, the slot being the run''s minute (or N-second window): overlapping or repeated runs of a slot, live or finished, give the same job id. scheduled_at (default now()) picks the slot, e.g. to backfill a missed run.';
+
+-- schedule_job: creates or replaces a recurring job and its pg_cron entry queue-job:<name>.
+create or replace function queue.schedule_job(
+    name text,
+    schedule text,
+    job_type text,
+    payload jsonb default '{}',
+    queue_name text default null,
+    priority int default null
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_jobid bigint;
+    v_hint text;
+begin
+    perform queue._require_cron();
+    if schedule_job.name is null or schedule_job.name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' then
+        raise exception 'recurring job name must be 1-100 characters of letters, digits, _ . : - (starting with a letter or digit), got %',
+            coalesce(quote_literal(schedule_job.name), 'null') using errcode = '22023';
+    elsif not exists (select from queue.job_types as jt where jt.job_type = schedule_job.job_type) then
+        raise exception 'unknown job type: %', coalesce(schedule_job.job_type, 'null')
+            using errcode = '22023',
+            hint = 'Register it first: select queue.register_job_type(job_type => ..., queue_name => ...);';
+    elsif schedule_job.queue_name is not null
+        and not exists (select from queue.queues as q where q.queue_name = schedule_job.queue_name) then
+        raise exception 'unknown queue: %', schedule_job.queue_name using errcode = '22023';
+    elsif schedule_job.priority not between 1 and 100 then
+        raise exception 'priority must be between 1 and 100, got %', schedule_job.priority using errcode = '22023';
+    elsif jsonb_typeof(coalesce(schedule_job.payload, '{}')) <> 'object' then
+        raise exception 'payload must be a JSON object, got %', jsonb_typeof(schedule_job.payload) using errcode = '22023';
+    end if;
+
+    v_hint := format(
+        'Use 5-field cron in UTC (minute hour day-of-month month day-of-week, e.g. ''*/5 * * * *'' or ''0 3 * * *'') or @hourly, @daily, ...%s',
+        case when queue._cron_version() >= '{1,5}' then ', or ''N seconds'' (1-59).'
+            else format('; ''N seconds'' needs pg_cron 1.5 or later (installed: %s).', array_to_string(queue._cron_version(), '.')) end
+    );
+    -- pg_cron accepts a 6-field expression and silently ignores the sixth field
+    if schedule_job.schedule is null
+        or array_length(regexp_split_to_array(btrim(schedule_job.schedule), '\s+'), 1) > 5 then
+        raise exception 'invalid cron schedule for recurring job %: %', schedule_job.name,
+            coalesce(quote_literal(schedule_job.schedule), 'null')
+            using errcode = '22023', hint = v_hint;
+    end if;
+
+    insert into queue.recurring_jobs as r (name, schedule, job_type, payload, queue_name, priority)
+    values (
+        schedule_job.name, btrim(schedule_job.schedule), schedule_job.job_type,
+        coalesce(schedule_job.payload, '{}'), schedule_job.queue_name, schedule_job.priority
+    )
+    on conflict on constraint recurring_jobs_pkey do update
+    set schedule = excluded.schedule,
+        job_type = excluded.job_type,
+        payload = excluded.payload,
+        queue_name = excluded.queue_name,
+        priority = excluded.priority,
+        updated_at = now();
+
+    begin
+        -- an entry of the same name and owner is updated in place
+        v_jobid := cron.schedule(
+            'queue-job:' || schedule_job.name,
+            btrim(schedule_job.schedule),
+            format('select queue.enqueue_scheduled_job(%L)', schedule_job.name)
+        );
+    exception
+        when invalid_parameter_value then
+            raise exception 'invalid cron schedule for recurring job %: %', schedule_job.name,
+                quote_literal(schedule_job.schedule)
+                using errcode = '22023', hint = v_hint;
+    end;
+    return v_jobid;
+end
+$$;
+
+comment on function queue.schedule_job(text, text, text, jsonb, text, int) is
+'Creates or replaces a recurring job: the pg_cron entry queue-job:<name> (run as the function owner, postgres) enqueues job_type with payload every schedule (5-field cron in UTC; ''N seconds'' on pg_cron >= 1.5), at most one job per run slot. queue_name and priority default to the job type''s. Returns the pg_cron job id. Needs pg_cron in this database.';
+
+-- unschedule_job: removes a recurring job and its pg_cron entry; false when there was none.
+create or replace function queue.unschedule_job(name text)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_found boolean;
+    v_jobid bigint;
+begin
+    delete from queue.recurring_jobs as r where r.name = unschedule_job.name;
+    v_found := found;
+    if queue._cron_version() is not null then
+        select j.jobid into v_jobid from cron.job as j where j.jobname = 'queue-job:' || unschedule_job.name;
+        if found then
+            perform cron.unschedule(v_jobid);
+            v_found := true;
+        end if;
+    end if;
+    return v_found;
+end
+$$;
+
+comment on function queue.unschedule_job(text) is
+'Removes a recurring job and its pg_cron entry queue-job:<name>. Returns false when no such job existed. Jobs it already enqueued stay.';
+
+-- sync_cron_jobs: (re)registers housekeeping and every recurring job with pg_cron.
+create or replace function queue.sync_cron_jobs()
+returns setof text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_row record;
+begin
+    if queue._cron_version() is null then
+        raise notice 'Kyu: pg_cron is not installed in database %; housekeeping is not scheduled', current_database();
+        return;
+    end if;
+    for v_row in select h.jobname, h.schedule, h.command from queue._housekeeping_jobs() as h loop
+        perform cron.schedule(v_row.jobname, v_row.schedule, v_row.command);
+        return next v_row.jobname;
+    end loop;
+    for v_row in select r.* from queue.recurring_jobs as r order by r.name loop
+        perform queue.schedule_job(
+            v_row.name, v_row.schedule, v_row.job_type, v_row.payload, v_row.queue_name, v_row.priority
+        );
+        return next 'queue-job:' || v_row.name;
+    end loop;
+    -- entries whose recurring job is gone would fail every run
+    for v_row in
+        select j.jobid, j.jobname::text as jobname
+        from cron.job as j
+        where j.jobname like 'queue-job:%'
+            and not exists (select from queue.recurring_jobs as r where 'queue-job:' || r.name = j.jobname)
+    loop
+        perform cron.unschedule(v_row.jobid);
+        raise notice 'Kyu: removed pg_cron entry % (no such recurring job)', v_row.jobname;
+    end loop;
+end
+$$;
+
+comment on function queue.sync_cron_jobs() is
+'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
+
+-- purge_history_batches: the queue-purge housekeeping; commits after each batch.
+-- A procedure that commits cannot be security definer nor carry `set search_path` (PostgreSQL
+-- forbids transaction control there), so this one is an invoker procedure with fully
+-- qualified names that only calls definer functions; execute is granted to no end-user role.
+create or replace procedure queue.purge_history_batches(batch_size int default 5000, max_batches int default 1000)
+language plpgsql
+as $$
+declare
+    v_deleted int;
+    v_batches int := 0;
+begin
+    loop
+        v_deleted := queue.purge_history(purge_history_batches.batch_size);
+        v_batches := v_batches + 1;
+        commit;
+        exit when v_deleted < purge_history_batches.batch_size or v_batches >= purge_history_batches.max_batches;
+    end loop;
+    perform queue.purge_worker_sessions();
+    commit;
+end
+$$;
+
+comment on procedure queue.purge_history_batches (int, int) is
+'Purges finished jobs past their queue''s retention in batches of batch_size, committing after each (short locks, no long transaction), at most max_batches per call; then forgets worker sessions silent for a day. Run every 5 minutes by pg_cron (queue-purge). Call it outside a transaction block.';
+
+-- purge_worker_sessions: forgets worker sessions that stopped heartbeating long ago.
+create or replace function queue.purge_worker_sessions(max_age interval default '1 day')
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    delete from queue.worker_sessions as w
+    where w.last_seen_at < now() - purge_worker_sessions.max_age
+        and not exists (
+            select from queue.jobs as j where j.status = 'running' and j.worker_id = w.worker_id
+        );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.purge_worker_sessions(interval) is
+'Deletes worker sessions (queue.workers) not seen for max_age that hold no running job. Returns how many.';
+
+-- trim_cron_history: pg_cron never trims cron.job_run_details; this trims Kyu's own runs.
+create or replace function queue.trim_cron_history(keep interval default '7 days', max_rows int default 100000)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    if queue._cron_version() is null then
+        return 0;
+    end if;
+    delete from cron.job_run_details as d
+    where d.runid in (
+        select d2.runid
+        from cron.job_run_details as d2
+        where d2.end_time < now() - trim_cron_history.keep
+            and (
+                d2.jobid in (select j.jobid from cron.job as j where j.jobname like 'queue-%')
+                -- runs of Kyu entries since unscheduled
+                or (
+                    d2.command ~ '^(select|call) queue\.'
+                    and not exists (select from cron.job as j where j.jobid = d2.jobid)
+                )
+            )
+        order by d2.runid
+        limit trim_cron_history.max_rows
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.trim_cron_history(interval, int) is
+'Deletes up to max_rows cron.job_run_details rows older than keep that belong to Kyu''s pg_cron entries (queue-...); other entries'' runs are left to their owners. Returns how many. Run hourly by pg_cron (queue-cron-trim).';
+
+-- Register housekeeping now where pg_cron is installed (a notice and nothing else where not).
+do $$
+begin
+    perform queue.sync_cron_jobs();
+end
+$$;
+
+-- ---- sql/queue/80_monitor.sql ----
+-- Monitoring in SQL: queue_stats (per queue now), workers, schedules (pg_cron entries and their
+-- last runs), stats_history snapshots, health() (one jsonb verdict with its reasons) and
+-- list_jobs (filtered listing of live and finished jobs).
+-- Cost: counts over the hot table, and over history only the last hour through
+-- job_history_queue_finished_idx (plus the dead letter through job_history_dead_idx).
+
+-- queue_stats: one row per queue.
+create or replace view queue.queue_stats as
+select
+    q.queue_name,
+    coalesce(l.waiting, 0)::int as waiting,
+    coalesce(l.scheduled, 0)::int as scheduled,
+    coalesce(l.running, 0)::int as running,
+    coalesce(l.retrying, 0)::int as retrying,
+    coalesce(d.dead, 0)::int as dead,
+    coalesce(h.completed, 0)::int as completed_last_hour,
+    coalesce(h.failed, 0)::int as failed_last_hour,
+    l.oldest_waiting_age,
+    h.wait_p50_seconds,
+    h.wait_p95_seconds,
+    h.run_p50_seconds,
+    h.run_p95_seconds,
+    round(coalesce(h.completed + h.failed, 0) / 60.0, 2) as jobs_per_minute,
+    round(h.failed::numeric / nullif(h.completed + h.failed, 0), 4) as failure_rate,
+    q.paused
+from queue.queues as q
+left join lateral (
+    select
+        count(*) filter (where j.status = 'pending' and j.run_at <= now()) as waiting,
+        count(*) filter (where j.status = 'pending' and j.run_at > now()) as scheduled,
+        count(*) filter (where j.status = 'running') as running,
+        count(*) filter (where j.status = 'retrying') as retrying,
+        now() - min(j.run_at) filter (where j.status in ('pending', 'retrying') and j.run_at <= now())
+            as oldest_waiting_age
+    from queue.jobs as j
+    where j.queue_name = q.queue_name
+) as l on true
+left join lateral (
+    select count(*) as dead
+    from queue.job_history as x
+    where x.queue_name = q.queue_name and x.status = 'dead'
+) as d on true
+left join lateral (
+    select
+        count(*) filter (where t.status = 'completed') as completed,
+        count(*) filter (where t.status = 'dead') as failed,
+        percentile_cont(0.5) within group (order by t.wait_seconds) as wait_p50_seconds,
+        percentile_cont(0.95) within group (order by t.wait_seconds) as wait_p95_seconds,
+        percentile_cont(0.5) within group (order by t.run_seconds) as run_p50_seconds,
+        percentile_cont(0.95) within group (order by t.run_seconds) as run_p95_seconds
+    from (
+        select
+            x.status,
+            -- due to first start: run_at is the due time of a first attempt; a retried job's
+            -- run_at was moved by its backoff, so its wait counts from creation
+            greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
+                as wait_seconds,
+            -- handler run time, from jobs that finished on their first attempt (a retried
+            -- job's started_at..finished_at includes its backoff)
+            case
+                when x.status = 'completed' and x.attempt = 1
+                    then extract(epoch from x.finished_at - x.started_at)
+            end as run_seconds
+        from queue.job_history as x
+        where
+            x.queue_name = q.queue_name
+            and x.finished_at > now() - interval '1 hour'
+            and x.status in ('completed', 'dead')
+    ) as t
+) as h on true;
+
+comment on view queue.queue_stats is
+'Per queue now: waiting (pending and due), scheduled (pending, run_at ahead), running, retrying, dead (in the dead letter); over the last hour: completed, failed (ended dead), p50/p95 wait (due to first start) and run (first-attempt completions) in seconds, jobs_per_minute (finished), failure_rate (dead / finished); oldest_waiting_age of due pending or retrying jobs.';
+
+-- workers: worker processes from their heartbeats, with the jobs they hold.
+create or replace view queue.workers as
+with r as (
+    select
+        j.worker_id,
+        count(*) as jobs_in_flight,
+        min(j.lease_expires_at) as oldest_lease_expires_at
+    from queue.jobs as j
+    where j.status = 'running'
+    group by j.worker_id
+)
+
+select
+    coalesce(w.worker_id, r.worker_id) as worker_id,
+    w.host,
+    w.pid,
+    w.started_at,
+    w.last_seen_at as last_heartbeat,
+    coalesce(r.jobs_in_flight, 0)::int as jobs_in_flight,
+    coalesce(w.last_seen_at > now() - interval '1 minute', false) as alive,
+    r.oldest_lease_expires_at,
+    w.metadata
+from queue.worker_sessions as w
+full join r on w.worker_id = r.worker_id;
+
+comment on view queue.workers is
+'Worker processes: id, host, pid, start, last heartbeat, running jobs held; alive = heartbeat in the last minute (the worker beats every 10 s). A worker holding jobs without ever heartbeating appears with null host and heartbeat.';
+
+-- _cron_jobs: Kyu's pg_cron entries (named queue-...) with their last run; empty without pg_cron.
+create or replace function queue._cron_jobs()
+returns table (
+    jobid bigint,
+    jobname text,
+    schedule text,
+    command text,
+    active boolean,
+    last_run_started_at timestamptz,
+    last_run_finished_at timestamptz,
+    last_run_status text,
+    last_run_message text
+)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if queue._cron_version() is null then
+        return;
+    end if;
+    return query
+    with mine as (
+        select j.jobid, j.jobname::text as jobname, j.schedule, j.command, j.active
+        from cron.job as j
+        where j.jobname like 'queue-%'
+    ),
+    last_run as (
+        select distinct on (d.jobid) d.jobid, d.start_time, d.end_time, d.status, d.return_message
+        from cron.job_run_details as d
+        where d.jobid in (select m.jobid from mine as m)
+        order by d.jobid, d.runid desc
+    )
+    select m.jobid, m.jobname, m.schedule, m.command, m.active,
+        r.start_time, r.end_time, r.status, r.return_message
+    from mine as m
+    left join last_run as r on r.jobid = m.jobid;
+end
+$$;
+
+comment on function queue._cron_jobs() is
+'Private: Kyu''s pg_cron entries (jobname queue-...) with the start, end, status and message of their last run; no rows when pg_cron is not installed.';
+
+-- schedules: Kyu's pg_cron entries, recurring and housekeeping, with their last run.
+create or replace view queue.schedules as
+select
+    coalesce(r.name, c.jobname) as name,
+    case when c.jobname like 'queue-job:%' or r.name is not null then 'recurring' else 'housekeeping' end as kind,
+    coalesce(c.schedule, r.schedule) as schedule,
+    r.job_type,
+    r.queue_name,
+    r.priority,
+    r.payload,
+    coalesce(c.active, false) as active,
+    c.jobid,
+    c.command,
+    c.last_run_started_at,
+    c.last_run_finished_at,
+    c.last_run_status,
+    c.last_run_message
+from queue.recurring_jobs as r
+full join queue._cron_jobs() as c on c.jobname = 'queue-job:' || r.name;
+
+comment on view queue.schedules is
+'Kyu''s pg_cron entries: recurring jobs (queue.schedule_job; kind recurring) and housekeeping (kind housekeeping), with schedule, job type, whether pg_cron runs it (active: false also when the entry is missing) and the start, end, status and message of the last run from cron.job_run_details.';
+
+-- snapshot_stats: the queue-stats housekeeping: one stats_history row per queue, trimmed to keep.
+create or replace function queue.snapshot_stats(keep interval default '7 days')
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    insert into queue.stats_history (
+        captured_at, queue_name, waiting, scheduled, running, retrying, dead, completed_last_hour,
+        failed_last_hour, oldest_waiting_age, wait_p50_seconds, wait_p95_seconds, run_p50_seconds,
+        run_p95_seconds, jobs_per_minute, failure_rate
+    )
+    select
+        now(), s.queue_name, s.waiting, s.scheduled, s.running, s.retrying, s.dead, s.completed_last_hour,
+        s.failed_last_hour, s.oldest_waiting_age, s.wait_p50_seconds, s.wait_p95_seconds, s.run_p50_seconds,
+        s.run_p95_seconds, s.jobs_per_minute, s.failure_rate
+    from queue.queue_stats as s
+    on conflict on constraint stats_history_pkey do nothing;
+    get diagnostics v_count = row_count;
+    delete from queue.stats_history as h where h.captured_at < now() - snapshot_stats.keep;
+    return v_count;
+end
+$$;
+
+comment on function queue.snapshot_stats(interval) is
+'Appends queue.queue_stats to queue.stats_history (one row per queue, captured_at = now()) and deletes snapshots older than keep. Returns the rows added. Run every minute by pg_cron (queue-stats).';
+
+-- health: one verdict for alerting, with every reason behind it.
+create or replace function queue.health(
+    max_wait interval default '5 minutes',
+    max_failure_rate numeric default 0.2,
+    worker_timeout interval default '1 minute'
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_unhealthy text[] := '{}'::text[];
+    v_degraded text[] := '{}'::text[];
+    v_row record;
+    v_live int;
+    v_total int;
+    v_waiting bigint;
+    v_cron int[];
+    v_missing text[];
+    v_failed_hk text[];
+    v_queues jsonb;
+begin
+    -- backlog and failures, per queue that is not paused
+    for v_row in select s.* from queue.queue_stats as s where not s.paused order by s.queue_name loop
+        if v_row.oldest_waiting_age > health.max_wait * 6 then
+            v_unhealthy := v_unhealthy || format(
+                'queue %s: oldest waiting job has waited %s (over 6 x %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
+            );
+        elsif v_row.oldest_waiting_age > health.max_wait then
+            v_degraded := v_degraded || format(
+                'queue %s: oldest waiting job has waited %s (over %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
+            );
+        end if;
+        if v_row.failure_rate > health.max_failure_rate and v_row.completed_last_hour + v_row.failed_last_hour >= 10 then
+            v_degraded := v_degraded || format(
+                'queue %s: %s%% of the jobs finished in the last hour died (%s of %s; over %s%%)',
+                v_row.queue_name, round(v_row.failure_rate * 100, 1), v_row.failed_last_hour,
+                v_row.completed_last_hour + v_row.failed_last_hour, round(health.max_failure_rate * 100, 1)
+            );
+        end if;
+    end loop;
+
+    -- workers: jobs due in an unpaused queue with nobody heartbeating
+    select
+        count(*) filter (where w.last_seen_at > now() - health.worker_timeout),
+        count(*)
+    into v_live, v_total
+    from queue.worker_sessions as w;
+    select count(*) into v_waiting
+    from queue.jobs as j
+    join queue.queues as q on q.queue_name = j.queue_name
+    where j.status in ('pending', 'retrying') and j.run_at <= now() and not q.paused;
+    if v_live = 0 and v_waiting > 0 then
+        v_unhealthy := v_unhealthy || format(
+            'no live workers (no heartbeat in the last %s) while %s jobs wait', health.worker_timeout, v_waiting
+        );
+    end if;
+
+    -- leases nobody reaps: housekeeping is not running
+    select count(*) into v_waiting
+    from queue.jobs as j
+    where j.status = 'running' and j.lease_expires_at < now() - interval '3 minutes';
+    if v_waiting > 0 then
+        v_degraded := v_degraded || format(
+            '%s running jobs have leases that expired over 3 minutes ago and were not reaped (is queue-reap running?)',
+            v_waiting
+        );
+    end if;
+
+    -- housekeeping
+    v_cron := queue._cron_version();
+    if v_cron is null then
+        v_degraded := v_degraded || format(
+            'housekeeping is not scheduled: pg_cron is not installed in database %s', current_database()
+        );
+    else
+        select array_agg(h.jobname order by h.jobname) into v_missing
+        from queue._housekeeping_jobs() as h
+        where not exists (
+            select from queue._cron_jobs() as c where c.jobname = h.jobname and c.active
+        );
+        if v_missing is not null then
+            v_degraded := v_degraded || format(
+                'housekeeping is not scheduled: %s missing or inactive in pg_cron (run select queue.sync_cron_jobs())',
+                array_to_string(v_missing, ', ')
+            );
+        end if;
+        select array_agg(format('%s at %s: %s', c.jobname, c.last_run_started_at, c.last_run_message) order by c.jobname)
+        into v_failed_hk
+        from queue._cron_jobs() as c
+        where c.last_run_status = 'failed'
+            and c.jobname in (select h.jobname from queue._housekeeping_jobs() as h);
+        if v_failed_hk is not null then
+            v_degraded := v_degraded || ('housekeeping failed: ' || array_to_string(v_failed_hk, '; '));
+        end if;
+    end if;
+
+    -- external services
+    select v_degraded || coalesce(array_agg(
+        format('circuit breaker %s is open since %s (cool-down %s): %s', cb.service, cb.opened_at, cb.cooldown,
+            coalesce(cb.last_error, 'no error recorded'))
+        order by cb.service
+    ), '{}')
+    into v_degraded
+    from queue.circuit_breakers as cb
+    where cb.state = 'open' and cb.opened_at + cb.cooldown > now();
+
+    select jsonb_object_agg(s.queue_name, jsonb_build_object(
+        'waiting', s.waiting,
+        'running', s.running,
+        'retrying', s.retrying,
+        'dead', s.dead,
+        'oldest_waiting_seconds', round(extract(epoch from s.oldest_waiting_age), 3),
+        'failure_rate', s.failure_rate,
+        'jobs_per_minute', s.jobs_per_minute,
+        'paused', s.paused
+    ))
+    into v_queues
+    from queue.queue_stats as s;
+
+    return jsonb_build_object(
+        'status', case
+            when cardinality(v_unhealthy) > 0 then 'unhealthy'
+            when cardinality(v_degraded) > 0 then 'degraded'
+            else 'healthy'
+        end,
+        'reasons', to_jsonb(v_unhealthy || v_degraded),
+        'checked_at', now(),
+        'workers', jsonb_build_object('live', v_live, 'known', v_total),
+        'housekeeping', jsonb_build_object(
+            'pg_cron_version', array_to_string(v_cron, '.'),
+            'missing', to_jsonb(coalesce(v_missing, case when v_cron is null then
+                array(select h.jobname from queue._housekeeping_jobs() as h) end, '{}'))
+        ),
+        'queues', coalesce(v_queues, '{}')
+    );
+end
+$$;
+
+comment on function queue.health(interval, numeric, interval) is
+'The queue''s health as jsonb {status, reasons, checked_at, workers, housekeeping, queues}. unhealthy: jobs wait with no live worker (no heartbeat within worker_timeout), or a backlog older than 6 x max_wait. degraded: a backlog older than max_wait, a failure rate over max_failure_rate (10+ finished in the last hour), unreaped expired leases, housekeeping not scheduled (no pg_cron, or queue-* entries missing) or failing, an open circuit breaker. Paused queues are not judged.';
+
+-- list_jobs: live and finished jobs with filters, newest first.
+create or replace function queue.list_jobs(
+    status queue.job_status default null,
+    job_type text default null,
+    queue_name text default null,
+    priority int default null,
+    created_after timestamptz default null,
+    created_before timestamptz default null,
+    payload_contains jsonb default null,
+    lim int default 100,
+    off int default 0
+)
+returns setof queue.all_jobs
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
+        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
+            using errcode = '22023';
+    elsif list_jobs.off is null or list_jobs.off < 0 then
+        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
+    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
+        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
+            using errcode = '22023';
+    end if;
+    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
+    return query
+    select a.*
+    from queue.all_jobs as a
+    where (list_jobs.status is null or a.status = list_jobs.status)
+        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
+        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
+        and (list_jobs.priority is null or a.priority = list_jobs.priority)
+        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
+        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
+        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
+    order by a.id desc
+    limit list_jobs.lim
+    offset list_jobs.off;
+end
+$$;
+
+comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
+'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';
 
 -- ---- sql/queue/90_security.sql ----
 -- Security, in one place: roles, grants, RLS policies and the end-user API schema.
@@ -1504,11 +2457,145 @@ begin
 end
 $$;
 
+-- ---- the end-user API: queue.enqueue_user_job (definer) behind queue_public (invoker) ----
+
+-- enqueue_user_job: an end user's enqueue: flagged job types only, owned by auth.uid().
+create or replace function queue.enqueue_user_job(
+    job_type text,
+    payload jsonb default '{}',
+    priority int default null,
+    run_at timestamptz default null,
+    unique_key text default null
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_owner uuid;
+    v_type queue.job_types;
+begin
+    v_owner := auth.uid();
+    if v_owner is null then
+        raise exception 'enqueueing a job needs a signed-in user (auth.uid() is null)' using errcode = '42501';
+    end if;
+    -- unknown and not-flagged types get the same answer: end users cannot probe the registry
+    select jt.* into v_type
+    from queue.job_types as jt
+    where jt.job_type = enqueue_user_job.job_type and jt.user_enqueue;
+    if not found then
+        raise exception 'job type % is not available to end users', coalesce(enqueue_user_job.job_type, 'null')
+            using errcode = '42501',
+            hint = 'An operator enables a type with queue.register_job_type(..., user_enqueue => true).';
+    end if;
+    if enqueue_user_job.priority < v_type.priority then
+        raise exception 'priority % is more urgent than job type % allows end users (% to 100)',
+            enqueue_user_job.priority, v_type.job_type, v_type.priority
+            using errcode = '42501';
+    end if;
+    return queue.enqueue_job(
+        job_type => v_type.job_type,
+        payload => coalesce(enqueue_user_job.payload, '{}'),
+        priority => enqueue_user_job.priority,
+        run_at => enqueue_user_job.run_at,
+        -- keys are per user, so one user can neither learn nor block another's job
+        unique_key => 'user:' || v_owner || ':' || enqueue_user_job.unique_key,
+        owner_id => v_owner
+    );
+end
+$$;
+
+comment on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) is
+'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key is scoped to the user. The queue, attempts and backoff are the job type''s. Returns the job id.';
+
+create schema if not exists queue_public;
+
+comment on schema queue_public is
+'Kyu''s end-user API (exposed through the Data API): enqueue_job and my_jobs. Everything else lives in the unexposed schema queue.';
+
+-- enqueue_job: supabase.schema('queue_public').rpc('enqueue_job', {...}).
+create or replace function queue_public.enqueue_job(
+    job_type text,
+    payload jsonb default '{}',
+    priority int default null,
+    run_at timestamptz default null,
+    unique_key text default null
+)
+returns bigint
+language sql
+volatile
+security invoker
+set search_path = ''
+as $$
+    select queue.enqueue_user_job(
+        job_type => enqueue_job.job_type,
+        payload => enqueue_job.payload,
+        priority => enqueue_job.priority,
+        run_at => enqueue_job.run_at,
+        unique_key => enqueue_job.unique_key
+    )
+$$;
+
+comment on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) is
+'Enqueues a job owned by the signed-in user and returns its id. Only job types an operator flagged for end users; priority 1 (urgent) to 100, no more urgent than the type''s default; run_at delays it; a unique_key the user already has waiting or running returns that job''s id.';
+
+-- my_jobs: the signed-in user's jobs, live and finished; RLS decides which rows.
+create or replace view queue_public.my_jobs
+with (security_invoker = true)
+as
+select
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.attempt,
+    j.max_attempts,
+    j.progress,
+    null::jsonb as result,
+    j.errors -> -1 ->> 'error' as last_error,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at
+from queue.jobs as j
+where j.owner_id = (select auth.uid())
+union all
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.attempt,
+    h.max_attempts,
+    h.progress,
+    h.result,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at
+from queue.job_history as h
+where h.owner_id = (select auth.uid());
+
+comment on view queue_public.my_jobs is
+'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, last error and timings. No payloads.';
+
+-- ---- privileges ----
+
 revoke all on schema queue from public;
-revoke all on all tables in schema queue from public;
-revoke all on all sequences in schema queue from public;
-revoke execute on all functions in schema queue from public;
-alter default privileges in schema queue revoke execute on functions from public;
+revoke all on all tables in schema queue from public, anon, authenticated, queue_worker;
+revoke all on all sequences in schema queue from public, anon, authenticated, queue_worker;
+revoke execute on all routines in schema queue from public, anon, authenticated, queue_worker;
+alter default privileges in schema queue revoke execute on routines from public;
+
+revoke all on schema queue_public from public;
+revoke all on all tables in schema queue_public from public, anon;
+revoke execute on all routines in schema queue_public from public, anon;
+alter default privileges in schema queue_public revoke execute on routines from public;
 
 -- RLS on every table: only the policies below let anyone but the owner and service_role in.
 alter table queue.settings enable row level security;
@@ -1520,31 +2607,47 @@ alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
 alter table queue.worker_sessions enable row level security;
+alter table queue.recurring_jobs enable row level security;
+alter table queue.stats_history enable row level security;
 
--- service_role: the whole engine.
+-- service_role: the whole engine, and the end-user API.
 grant usage on schema queue to service_role;
 grant all on all tables in schema queue to service_role;
 grant all on all sequences in schema queue to service_role;
-grant execute on all functions in schema queue to service_role;
+grant execute on all routines in schema queue to service_role;
+grant usage on schema queue_public to service_role;
+grant select on queue_public.my_jobs to service_role;
+grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) to service_role;
 
 -- queue_worker: the worker's calls only; it reads payloads through claim_jobs, never tables.
 grant usage on schema queue to queue_worker;
 grant execute on function
-    queue.claim_jobs(text, int, text [], text [], int),
-    queue.complete_job(bigint, text, jsonb, int),
-    queue.complete_jobs(bigint [], text, jsonb [], int []),
-    queue.fail_job(bigint, text, text, boolean, timestamptz, int),
-    queue.heartbeat(text, bigint [], text, int, jsonb),
-    queue.release_jobs(text, bigint []),
-    queue.report_progress(bigint, text, jsonb),
-    queue.report_service(text, boolean, text, int, interval)
+queue.claim_jobs(text, int, text[], text[], int),
+queue.complete_job(bigint, text, jsonb, int),
+queue.complete_jobs(bigint[], text, jsonb[], int[]),
+queue.fail_job(bigint, text, text, boolean, timestamptz, int),
+queue.heartbeat(text, bigint[], text, int, jsonb),
+queue.release_jobs(text, bigint[]),
+queue.report_progress(bigint, text, jsonb),
+queue.report_service(text, boolean, text, int, interval)
 to queue_worker;
 
--- authenticated: its own jobs, the columns an end user needs (no payload of others' jobs ever).
+-- authenticated: queue_public only. my_jobs is security_invoker, so the user needs the columns
+-- it reads (never payload, unique_key or worker_id) and RLS picks the user's own rows.
+grant usage on schema queue_public to authenticated;
+grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) to authenticated;
+grant select on queue_public.my_jobs to authenticated;
 grant usage on schema queue to authenticated;
-grant select (id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, progress, run_at, created_at, started_at)
+grant execute on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) to authenticated;
+grant select (
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, progress, run_at,
+    created_at, started_at
+)
 on queue.jobs to authenticated;
-grant select (id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, result, progress, run_at, created_at, started_at, finished_at)
+grant select (
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, result, progress,
+    run_at, created_at, started_at, finished_at
+)
 on queue.job_history to authenticated;
 
 create policy jobs_owner_reads on queue.jobs
