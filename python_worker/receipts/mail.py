@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
@@ -86,7 +87,8 @@ class ParsedMail:
 # --- charset decoding -------------------------------------------------------------------
 
 def _norm_charset(charset: str | None) -> str:
-    return (charset or "").strip().strip('"').lower()
+    cs = (charset or "").strip().strip('"').lower()
+    return cs if cs.isascii() and cs.isprintable() else ""
 
 
 def decode_iso2022jp(data: bytes) -> str:
@@ -183,8 +185,12 @@ def decode_header_value(raw: str) -> str:
     """Decode an RFC 2047 header value (encoded-words in any charset) to text."""
     # Unfold first; decode_header works on the logical line.
     unfolded = re.sub(r"\r?\n[ \t]+", " ", raw)
+    try:
+        chunks = decode_header(unfolded)
+    except (HeaderParseError, ValueError, LookupError):
+        return unicodedata.normalize("NFC", unfolded).strip()  # keep the raw text
     parts: list[str] = []
-    for chunk, charset in decode_header(unfolded):
+    for chunk, charset in chunks:
         if isinstance(chunk, bytes):
             if charset is None:
                 text = chunk.decode("utf-8", errors="surrogateescape")

@@ -1,0 +1,423 @@
+"""Receipt fields from extracted text: total, date, vendor, tax bands, registration number.
+
+Public API (pure, no database):
+
+- `parse_receipt(text: str, *, ocr_confidence: float = 1.0, aliases: Mapping[str, Iterable[str]]
+  | None = None, today: date | None = None, min_ocr_confidence: float = 0.6,
+  retention_years: int = 7) -> ParsedReceipt`
+- `ParsedReceipt(vendor, issue_date, total, tax: dict[int, TaxBand], registration_number,
+  registration_checked, confidence: dict[str, float], review_reasons: list[str])`
+- `TaxBand(rate, net, tax, gross)`: yen, `net + tax == gross` when all are known; `net` is the
+  tax-exclusive amount whether the receipt printed it inclusive (内税) or exclusive (外税).
+- `normalize_text(text) -> str`, `parse_amount(s) -> int | None`, `find_total(lines)`,
+  `find_date(lines)`, `find_vendor(lines, aliases)`, `find_registration_number(text)`,
+  `corporate_number_check_digit(digits12) -> int`, `is_valid_corporate_number(digits13)`.
+
+Nothing is guessed: a field that is absent or doubtful is None or carries a `review_reasons`
+entry: `total_missing`, `total_unlabelled`, `date_missing`, `date_in_future`, `date_too_old`,
+`vendor_missing`, `low_ocr_confidence`, `tax_missing`, `tax_amount_missing`,
+`tax_band_inconsistent`, `tax_bands_mismatch`, `registration_check_digit_failed`.
+
+The registration number (T + 13 digits) of a corporation is T + its 法人番号, whose first
+digit is a check digit (receipts-domain.md §4, [O3]). A sole proprietor's number is not a
+法人番号 and may fail the check, so a failure is a review flag, not a rejection. The check
+cannot see a 0 read as 9 (both weigh 0 mod 9), a common tesseract jpn error: OCR'd numbers
+still deserve the NTA lookup before they are trusted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from .matching import normalize_vendor
+
+
+@dataclass(frozen=True)
+class TaxBand:
+    rate: int
+    net: int | None
+    tax: int | None
+    gross: int | None
+
+
+@dataclass(frozen=True)
+class ParsedReceipt:
+    vendor: str | None
+    issue_date: date | None
+    total: int | None
+    tax: dict[int, TaxBand]
+    registration_number: str | None
+    registration_checked: bool | None  # True: 法人番号 check digit holds; None: no number
+    confidence: dict[str, float] = field(default_factory=dict)
+    review_reasons: list[str] = field(default_factory=list)
+
+
+# --- normalisation and amounts ----------------------------------------------------------
+
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width digits, ￥, ，), backslash-as-yen before digits, dashes to '-',
+    collapsed spaces, blank lines dropped."""
+    t = unicodedata.normalize("NFKC", text)
+    t = re.sub(r"\\(?=\s*\d)", "¥", t)  # JIS-Roman yen is often read as a backslash
+    t = re.sub(f"[{_DASHES}](?=\\s*\\d)", "-", t)
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in t.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+# OCR puts spaces after separators ("1, 100") and stray marks after the yen sign ("¥*480").
+_AMOUNT = re.compile(
+    r"(?<![\d.,])(?P<yen>¥\s*[*'`]?\s*)?(?P<num>\d{1,3}(?:[,.] ?\d{3})+(?![\d.,]\d)|\d+)"
+    r"(?P<suffix>\s*円|\s*-(?!\d)|\s*(?:点|個|品|%|件|枚))?"
+)
+
+
+def _amounts(segment: str) -> list[tuple[int, int, bool]]:
+    """(value, start offset, has yen marker) for money-like numbers in `segment`."""
+    out = []
+    for m in _AMOUNT.finditer(segment):
+        suffix = (m["suffix"] or "").strip()
+        if suffix and suffix not in ("円", "-"):
+            continue  # counts (3点) and rates (10%) are not money
+        if m["yen"] is None and not suffix and len(m["num"]) > 9:
+            continue  # long digit runs: phone, card or registration numbers
+        out.append((int(re.sub(r"[,. ]", "", m["num"])), m.start(), bool(m["yen"] or suffix)))
+    return out
+
+
+def parse_amount(s: str) -> int | None:
+    """First amount in `s` in yen: '¥1,100' → 1100, '１，１００円' → 1100, '1.100-' → 1100."""
+    found = _amounts(normalize_text(s))
+    return found[0][0] if found else None
+
+
+# --- total ------------------------------------------------------------------------------
+
+_TOTAL_LABELS = [
+    r"総合計", r"お支払(?:い)?(?:金額|合計)", r"ご?請求(?:金)?額", r"領収金額", r"税込合計",
+    r"合計金額", r"お買上げ?(?:合)?計", r"お買い上げ合計", r"合\s*計", r"grand\s*total",
+    r"amount\s*(?:due|paid)", r"total\s*(?:due|amount|\(.*?\))?", r"金額",
+]
+_TOTAL_RE = [re.compile(p, re.I) for p in _TOTAL_LABELS]
+_NOT_TOTAL = re.compile(
+    r"小計|対象|内税|消費税|税額|お預|お釣|釣銭|点数|sub\s*-?\s*total|total\s*tax|tax\s*total|"
+    r"change|tendered|^\s*(?:consumption\s*)?tax", re.I)
+
+
+def find_total(lines: list[str]) -> tuple[int | None, float]:
+    """The labelled total (best label wins, first occurrence); else the largest yen-marked
+    amount at low confidence. Returns (total, rule confidence)."""
+    best: tuple[int, int, int] | None = None  # (label rank, line index, amount)
+    for i, line in enumerate(lines):
+        if _NOT_TOTAL.search(line):
+            continue
+        for rank, pattern in enumerate(_TOTAL_RE):
+            m = pattern.search(line)
+            if not m:
+                continue
+            found = _amounts(line[m.end():])
+            if not found and i + 1 < len(lines) and not _NOT_TOTAL.search(lines[i + 1]):
+                found = _amounts(lines[i + 1])  # label and value on separate lines
+            if found and (best is None or rank < best[0]):
+                best = (rank, i, found[0][0])
+            break
+    if best is not None:
+        return best[2], 0.95 if best[0] < len(_TOTAL_RE) - 1 else 0.7
+    marked = [a for line in lines if not _NOT_TOTAL.search(line)
+              for a, _, yen in _amounts(line) if yen]
+    return (max(marked), 0.4) if marked else (None, 0.0)
+
+
+# --- date -------------------------------------------------------------------------------
+
+_ERA = re.compile(r"(令和|平成|(?<![A-Za-z])[RH])\s*(\d{1,2}|元)\s*[年./-]\s*(\d{1,2})\s*"
+                  r"[月./-]\s*(\d{1,2})")
+_WESTERN = re.compile(r"(?<!\d)(20\d{2})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})(?!\d)")
+_SHORT = re.compile(r"(?<![\d/])(\d{2})/(\d{1,2})/(\d{1,2})(?![\d/])")
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_EN_MDY = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+"
+                     r"(\d{1,2}),?\s+(20\d{2})", re.I)
+_EN_DMY = re.compile(r"\b(\d{1,2})\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+                     r"\.?,?\s+(20\d{2})", re.I)
+_DATE_LABEL = re.compile(r"日付|発行日|ご?利用日|取引日|購入日|ご?注文日|領収日|date|issued", re.I)
+_NOT_ISSUE = re.compile(r"期限|有効|締切|支払日|due|expir|valid", re.I)
+
+
+def _safe_date(y: int, m: int, d: int) -> date | None:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _dates_in(line: str) -> list[tuple[date, float]]:
+    found: list[tuple[int, date, float]] = []
+    for m in _ERA.finditer(line):
+        n = 1 if m[2] == "元" else int(m[2])
+        year = (2018 if m[1] in ("令和", "R") else 1988) + n
+        if (dt := _safe_date(year, int(m[3]), int(m[4]))) is not None:
+            found.append((m.start(), dt, 0.95))
+    for m in _WESTERN.finditer(line):
+        if (dt := _safe_date(int(m[1]), int(m[2]), int(m[3]))) is not None:
+            found.append((m.start(), dt, 0.95))
+    for m in _EN_MDY.finditer(line):
+        if (dt := _safe_date(int(m[3]), _MONTHS[m[1][:3].lower()], int(m[2]))) is not None:
+            found.append((m.start(), dt, 0.9))
+    for m in _EN_DMY.finditer(line):
+        if (dt := _safe_date(int(m[3]), _MONTHS[m[2][:3].lower()], int(m[1]))) is not None:
+            found.append((m.start(), dt, 0.9))
+    if not found:
+        for m in _SHORT.finditer(line):
+            if (dt := _safe_date(2000 + int(m[1]), int(m[2]), int(m[3]))) is not None:
+                found.append((m.start(), dt, 0.7))
+    return [(dt, conf) for _, dt, conf in sorted(found, key=lambda x: x[0])]
+
+
+def find_date(lines: list[str]) -> tuple[date | None, float]:
+    """The issue date: a date on a labelled line first, then the first date not on a
+    due/expiry line, then any date at lower confidence."""
+    plain: list[tuple[date, float]] = []
+    due: list[tuple[date, float]] = []
+    for line in lines:
+        dates = _dates_in(line)
+        if not dates:
+            continue
+        if _NOT_ISSUE.search(line):
+            due.extend(dates)
+        elif _DATE_LABEL.search(line):
+            return dates[0]
+        else:
+            plain.extend(dates)
+    if plain:
+        return plain[0][0], plain[0][1] * 0.95
+    if due:
+        return due[0][0], 0.4
+    return None, 0.0
+
+
+# --- vendor -----------------------------------------------------------------------------
+
+_LEGAL_FORM = re.compile(r"株式会社|有限会社|合同会社|合資会社|\((?:株|有)\)|"
+                         r"\bco\.?,?\s*ltd\b|\binc\b\.?|\bllc\b|\bk\.k\.|\bcorporation\b", re.I)
+_TITLE = re.compile(r"^(?:御?領収[書証]|レシート|ご?請求書|納品書|(?:お買上|ご利用)?明細書?|"
+                    r"控え?|再発行|receipt|invoice|taxinvoice|orderconfirmation|"
+                    r"ご注文(?:確認|内容)?(?:の確認)?)\W*$", re.I)  # matched with spaces removed
+_CUSTOMER = re.compile(r"(?:様|御中|殿)\s*$")
+_NOISE = re.compile(r"\d{4,}|[¥円%〒@]|\btel\b|\bfax\b|電話|http|www\.|登録番号|\bno\.|^\W*$",
+                    re.I)
+_VENDOR_TAIL = re.compile(r"\s*(?:TEL|電話|登録番号|T\d{13}).*$", re.I)
+_LABEL_PREFIX = re.compile(r"^(?:発行元|店舗名?|販売元|事業者名?|from|seller|vendor)\s*[:：]\s*",
+                           re.I)
+
+
+def _clean_vendor(line: str) -> str:
+    return _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line)).strip(" :・-")
+
+
+def find_vendor(lines: list[str],
+                aliases: Mapping[str, Iterable[str]] | None = None) -> tuple[str | None, float]:
+    """Alias table hit (canonical name) > first line with a legal form > first plausible
+    line near the top (not a title, customer, address, phone or amount line)."""
+    if aliases:
+        norm_lines = [normalize_vendor(line) for line in lines]
+        for vendor, names in aliases.items():
+            for name in (vendor, *names):
+                key = normalize_vendor(name)
+                if key and any(key == nl or (len(key) >= 3 and key in nl) for nl in norm_lines):
+                    return vendor, 0.95
+    for line in lines:
+        if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line):
+            cleaned = _clean_vendor(line)
+            if len(cleaned) >= 2:
+                return cleaned, 0.85
+    for line in lines[:8]:
+        if (_TITLE.match(re.sub(r"\s+", "", line)) or _CUSTOMER.search(line)
+                or _NOISE.search(line)):
+            continue
+        cleaned = _clean_vendor(line)
+        if len(cleaned) >= 2 and not _DATE_LABEL.search(cleaned) and not _dates_in(cleaned):
+            return cleaned, 0.6
+    return None, 0.0
+
+
+# --- registration number ----------------------------------------------------------------
+
+_REG_LABELLED = re.compile(r"登\s*録\s*番\s*号[^\w\n]{0,4}([TtI1l|7])?\s*((?:\d[\s-]?){13})(?!\d)")
+_REG_T = re.compile(r"(?<![A-Za-z0-9])T\s*-?\s*(\d(?:\s*-?\s*\d){12})(?!\d)")
+_REG_BARE = re.compile(r"(?<![\d-])(\d{13})(?!\d)")
+
+
+def corporate_number_check_digit(digits12: str) -> int:
+    """法人番号 check digit: 9 − (Σ Pn·Qn mod 9), Pn the n-th digit from the right,
+    Qn = 1 for odd n and 2 for even n."""
+    total = sum(int(c) * (1 if n % 2 else 2) for n, c in enumerate(reversed(digits12), 1))
+    return 9 - total % 9
+
+
+def is_valid_corporate_number(digits13: str) -> bool:
+    return (len(digits13) == 13 and digits13.isdigit()
+            and int(digits13[0]) == corporate_number_check_digit(digits13[1:]))
+
+
+def find_registration_number(text: str) -> tuple[str | None, bool | None]:
+    """('T' + 13 digits, check digit holds) or (None, None).
+
+    Labelled (登録番号) first, tolerating a 'T' misread as 1/I/l/|/7; then an unlabelled
+    T + 13 digits; then a bare 13-digit run only when its 法人番号 check digit holds.
+    """
+    m = _REG_LABELLED.search(text)
+    if m:
+        digits = re.sub(r"\D", "", m[2])
+        return "T" + digits, is_valid_corporate_number(digits)
+    m = _REG_T.search(text)
+    if m:
+        digits = re.sub(r"\D", "", m[1])
+        return "T" + digits, is_valid_corporate_number(digits)
+    for m in _REG_BARE.finditer(text):
+        if is_valid_corporate_number(m[1]):
+            return "T" + m[1], True
+    return None, None
+
+
+# --- tax bands --------------------------------------------------------------------------
+
+_RATE = re.compile(r"(?<![\d.,¥])(10|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
+_BASE_KW = re.compile(r"対象|taxable", re.I)
+_TAX_KW = re.compile(r"(?:内\s*)?消費税(?:等)?|税額|内税|(?<![a-z])(?:consumption\s*)?tax"
+                     r"(?![a-z])", re.I)
+_REDUCED = re.compile(r"軽減|※|軽")
+# "Total (incl. tax)" and 税込 mention tax without being a tax line.
+_TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax|tax\s*incl(?:uded|\.)?|"
+                           r"税込み?", re.I)
+
+
+def _consistent(tax: int, amount: int, rate: int, inclusive: bool) -> bool:
+    expected = amount * rate // ((100 + rate) if inclusive else 100)
+    return abs(tax - expected) <= 1
+
+
+def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBand], list[str]]:
+    """Tax per rate from 対象/消費税 lines, resolved to net/tax/gross; review reasons."""
+    raw: dict[int | None, dict[str, int]] = {}
+    last_rate: int | None = None
+    for line in (_TAX_INCLUDED.sub(" ", x) for x in lines):
+        base_kw, tax_kw = _BASE_KW.search(line), _TAX_KW.search(line)
+        rate_m = _RATE.search(line)
+        rate = int(rate_m[1]) if rate_m else None
+        if not (base_kw or tax_kw):
+            last_rate = rate if rate is not None else None
+            continue
+        if rate is None:
+            rate = last_rate
+            if rate is None and _REDUCED.search(line) and base_kw:
+                rate = 8
+        slot = raw.setdefault(rate, {})
+        if base_kw:
+            end = tax_kw.start() if tax_kw and tax_kw.start() > base_kw.end() else len(line)
+            found = _amounts(line[base_kw.end():end]) or (
+                _amounts(line[:base_kw.start()]) if not tax_kw else [])
+            if found:
+                slot.setdefault("base", found[0][0])
+        if tax_kw:
+            found = _amounts(line[tax_kw.end():])
+            if found:
+                slot.setdefault("tax", found[0][0])
+        last_rate = rate
+    reasons: list[str] = []
+    if None in raw:
+        unknown = raw.pop(None)
+        if "tax" in unknown and not raw and total is not None:
+            for r in (10, 8):  # a single band without a printed rate: infer it from the total
+                if _consistent(unknown["tax"], total, r, True) or _consistent(
+                        unknown["tax"], total - unknown["tax"], r, False):
+                    raw[r] = unknown
+                    break
+    known = {r: slot for r, slot in raw.items() if r is not None}
+    bands: dict[int, TaxBand] = {}
+    for rate, slot in sorted(known.items(), reverse=True):
+        base, tax = slot.get("base"), slot.get("tax")
+        if base is None and tax is not None and len(known) == 1 and total is not None:
+            base = total  # single band: the total is its gross amount
+        if base is not None and tax is not None:
+            if _consistent(tax, base, rate, True):
+                bands[rate] = TaxBand(rate, base - tax, tax, base)
+            elif _consistent(tax, base, rate, False):
+                bands[rate] = TaxBand(rate, base, tax, base + tax)
+            else:
+                reasons.append("tax_band_inconsistent")
+                bands[rate] = TaxBand(rate, None, tax, None)
+        else:
+            bands[rate] = TaxBand(rate, None, tax, base if tax is None else None)
+            if tax is None:
+                reasons.append("tax_amount_missing")
+    grosses = [b.gross for b in bands.values()]
+    if bands and total is not None and all(g is not None for g in grosses):
+        if sum(g for g in grosses if g is not None) != total:
+            reasons.append("tax_bands_mismatch")
+    return bands, reasons
+
+
+# --- entry point ------------------------------------------------------------------------
+
+def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
+                  aliases: Mapping[str, Iterable[str]] | None = None,
+                  today: date | None = None, min_ocr_confidence: float = 0.6,
+                  retention_years: int = 7) -> ParsedReceipt:
+    """Extract every field from `text` (a text layer or OCR output). `today` bounds plausible
+    dates (default: date.today())."""
+    today = today or date.today()
+    norm = normalize_text(text)
+    lines = norm.splitlines()
+    reasons: list[str] = []
+
+    total, total_conf = find_total(lines)
+    if total is None:
+        reasons.append("total_missing")
+    elif total_conf < 0.5:
+        reasons.append("total_unlabelled")
+
+    issue_date, date_conf = find_date(lines)
+    if issue_date is None:
+        reasons.append("date_missing")
+    elif issue_date > today + timedelta(days=1):
+        reasons.append("date_in_future")
+    elif issue_date < today - timedelta(days=366 * retention_years):
+        reasons.append("date_too_old")
+
+    vendor, vendor_conf = find_vendor(lines, aliases)
+    if vendor_conf < 0.7 and ocr_confidence < min_ocr_confidence:
+        vendor, vendor_conf = None, 0.0  # "first plausible line" of garbage is a guess
+    if vendor is None:
+        reasons.append("vendor_missing")
+
+    bands, tax_reasons = find_tax_bands(lines, total)
+    if not bands and total is not None:
+        tax_reasons.append("tax_missing")  # 適格簡易請求書 must show tax or rate per band
+    reasons.extend(tax_reasons)
+
+    reg, reg_ok = find_registration_number(norm)
+    if reg is not None and not reg_ok:
+        reasons.append("registration_check_digit_failed")
+
+    if ocr_confidence < min_ocr_confidence:
+        reasons.append("low_ocr_confidence")
+
+    scale = max(0.0, min(1.0, ocr_confidence))
+    tax_conf = 0.0 if not bands else (0.3 if tax_reasons else 0.9)
+    reg_conf = 0.0 if reg is None else (0.95 if reg_ok else 0.4)
+    confidence = {
+        "total": round(total_conf * scale, 3),
+        "issue_date": round(date_conf * scale, 3),
+        "vendor": round(vendor_conf * scale, 3),
+        "tax": round(tax_conf * scale, 3),
+        "registration_number": round(reg_conf * scale, 3),
+    }
+    return ParsedReceipt(vendor, issue_date, total, bands, reg, reg_ok, confidence,
+                         list(dict.fromkeys(reasons)))
