@@ -3,7 +3,8 @@
 -- function in it is security definer with search_path = '' and is executable only by the roles
 -- granted below. anon gets nothing. authenticated reaches Kyu through `queue_public`
 -- (invoker wrappers and a security_invoker view) and sees only its own jobs through RLS.
--- service_role does everything; queue_worker may claim, finish and heartbeat, nothing else.
+-- service_role does everything; queue_worker may claim, finish, heartbeat and enqueue follow-up
+-- jobs, nothing else (no table: it sees a payload only by claiming its job).
 
 do $$
 begin
@@ -13,11 +14,145 @@ begin
 end
 $$;
 
+-- ---- the end-user API: queue.enqueue_user_job (definer) behind queue_public (invoker) ----
+
+-- enqueue_user_job: an end user's enqueue: flagged job types only, owned by auth.uid().
+create or replace function queue.enqueue_user_job(
+    job_type text,
+    payload jsonb default '{}',
+    priority int default null,
+    run_at timestamptz default null,
+    unique_key text default null
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_owner uuid;
+    v_type queue.job_types;
+begin
+    v_owner := auth.uid();
+    if v_owner is null then
+        raise exception 'enqueueing a job needs a signed-in user (auth.uid() is null)' using errcode = '42501';
+    end if;
+    -- unknown and not-flagged types get the same answer: end users cannot probe the registry
+    select jt.* into v_type
+    from queue.job_types as jt
+    where jt.job_type = enqueue_user_job.job_type and jt.user_enqueue;
+    if not found then
+        raise exception 'job type % is not available to end users', coalesce(enqueue_user_job.job_type, 'null')
+            using errcode = '42501',
+            hint = 'An operator enables a type with queue.register_job_type(..., user_enqueue => true).';
+    end if;
+    if enqueue_user_job.priority < v_type.priority then
+        raise exception 'priority % is more urgent than job type % allows end users (% to 100)',
+            enqueue_user_job.priority, v_type.job_type, v_type.priority
+            using errcode = '42501';
+    end if;
+    return queue.enqueue_job(
+        job_type => v_type.job_type,
+        payload => coalesce(enqueue_user_job.payload, '{}'),
+        priority => enqueue_user_job.priority,
+        run_at => enqueue_user_job.run_at,
+        -- keys are per user, so one user can neither learn nor block another's job
+        unique_key => 'user:' || v_owner || ':' || enqueue_user_job.unique_key,
+        owner_id => v_owner
+    );
+end
+$$;
+
+comment on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) is
+'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key is scoped to the user. The queue, attempts and backoff are the job type''s. Returns the job id.';
+
+create schema if not exists queue_public;
+
+comment on schema queue_public is
+'Kyu''s end-user API (exposed through the Data API): enqueue_job and my_jobs. Everything else lives in the unexposed schema queue.';
+
+-- enqueue_job: supabase.schema('queue_public').rpc('enqueue_job', {...}).
+create or replace function queue_public.enqueue_job(
+    job_type text,
+    payload jsonb default '{}',
+    priority int default null,
+    run_at timestamptz default null,
+    unique_key text default null
+)
+returns bigint
+language sql
+volatile
+security invoker
+set search_path = ''
+as $$
+    select queue.enqueue_user_job(
+        job_type => enqueue_job.job_type,
+        payload => enqueue_job.payload,
+        priority => enqueue_job.priority,
+        run_at => enqueue_job.run_at,
+        unique_key => enqueue_job.unique_key
+    )
+$$;
+
+comment on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) is
+'Enqueues a job owned by the signed-in user and returns its id. Only job types an operator flagged for end users; priority 1 (urgent) to 100, no more urgent than the type''s default; run_at delays it; a unique_key the user already has waiting or running returns that job''s id.';
+
+-- my_jobs: the signed-in user's jobs, live and finished; RLS decides which rows.
+create or replace view queue_public.my_jobs
+with (security_invoker = true)
+as
+select
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.attempt,
+    j.max_attempts,
+    j.progress,
+    null::jsonb as result,
+    j.errors -> -1 ->> 'error' as last_error,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at
+from queue.jobs as j
+where j.owner_id = (select auth.uid())
+union all
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.attempt,
+    h.max_attempts,
+    h.progress,
+    h.result,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at
+from queue.job_history as h
+where h.owner_id = (select auth.uid());
+
+comment on view queue_public.my_jobs is
+'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, last error and timings. No payloads.';
+
+-- ---- privileges ----
+
 revoke all on schema queue from public;
-revoke all on all tables in schema queue from public;
-revoke all on all sequences in schema queue from public;
-revoke execute on all functions in schema queue from public;
-alter default privileges in schema queue revoke execute on functions from public;
+revoke all on all tables in schema queue from public, anon, authenticated, queue_worker;
+revoke all on all sequences in schema queue from public, anon, authenticated, queue_worker;
+revoke execute on all routines in schema queue from public, anon, authenticated, queue_worker;
+alter default privileges in schema queue revoke execute on routines from public;
+
+revoke all on schema queue_public from public;
+revoke all on all tables in schema queue_public from public, anon;
+revoke execute on all routines in schema queue_public from public, anon;
+alter default privileges in schema queue_public revoke execute on routines from public;
 
 -- RLS on every table: only the policies below let anyone but the owner and service_role in.
 alter table queue.settings enable row level security;
@@ -29,31 +164,52 @@ alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
 alter table queue.worker_sessions enable row level security;
+alter table queue.recurring_jobs enable row level security;
+alter table queue.stats_history enable row level security;
 
--- service_role: the whole engine.
+-- service_role: the whole engine, and the end-user API.
 grant usage on schema queue to service_role;
 grant all on all tables in schema queue to service_role;
 grant all on all sequences in schema queue to service_role;
-grant execute on all functions in schema queue to service_role;
+grant execute on all routines in schema queue to service_role;
+grant usage on schema queue_public to service_role;
+grant select on queue_public.my_jobs to service_role;
+grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) to service_role;
 
 -- queue_worker: the worker's calls only; it reads payloads through claim_jobs, never tables.
 grant usage on schema queue to queue_worker;
 grant execute on function
-    queue.claim_jobs(text, int, text [], text [], int),
-    queue.complete_job(bigint, text, jsonb, int),
-    queue.complete_jobs(bigint [], text, jsonb [], int []),
-    queue.fail_job(bigint, text, text, boolean, timestamptz, int),
-    queue.heartbeat(text, bigint [], text, int, jsonb),
-    queue.release_jobs(text, bigint []),
-    queue.report_progress(bigint, text, jsonb),
-    queue.report_service(text, boolean, text, int, interval)
+queue.claim_jobs(text, int, text[], text[], int),
+queue.complete_job(bigint, text, jsonb, int),
+queue.complete_jobs(bigint[], text, jsonb[], int[]),
+queue.fail_job(bigint, text, text, boolean, timestamptz, int),
+queue.heartbeat(text, bigint[], text, int, jsonb),
+queue.release_jobs(text, bigint[]),
+queue.report_progress(bigint, text, jsonb),
+queue.report_service(text, boolean, text, int, interval)
 to queue_worker;
+-- handlers chain work (an email's receipts enqueue their OCR): enqueue returns ids, never payloads
+grant execute on function queue.enqueue_job(
+    text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval
+) to queue_worker;
 
--- authenticated: its own jobs, the columns an end user needs (no payload of others' jobs ever).
+-- authenticated: the end-user API. queue_public.enqueue_job is invoker, so the user executes the
+-- one definer function behind it; my_jobs is security_invoker, so the user needs the columns it
+-- reads (never payload, unique_key or worker_id) and RLS picks the user's own rows.
+grant usage on schema queue_public to authenticated;
+grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) to authenticated;
+grant select on queue_public.my_jobs to authenticated;
 grant usage on schema queue to authenticated;
-grant select (id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, progress, run_at, created_at, started_at)
+grant execute on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) to authenticated;
+grant select (
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, progress, run_at,
+    created_at, started_at
+)
 on queue.jobs to authenticated;
-grant select (id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, result, progress, run_at, created_at, started_at, finished_at)
+grant select (
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, result, progress,
+    run_at, created_at, started_at, finished_at
+)
 on queue.job_history to authenticated;
 
 create policy jobs_owner_reads on queue.jobs
