@@ -1,0 +1,130 @@
+"""Acknowledging attempts: completions, failures and progress, batched into few round trips.
+
+Whatever finished while the previous round trip was under way goes in the next one:
+``complete_jobs`` for the successes (one statement), ``fail_job`` per failure and
+``report_progress`` per pending progress report, pipelined on one connection. Under load the
+batches grow by themselves; when idle each finished job is acknowledged at once. A dropped
+connection keeps everything pending and retries with backoff: the leases are still ours, and
+every call is fenced by worker id and attempt, so a retry can never complete a job twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import metrics
+from .db import CONNECTION_ERRORS, Database, Failure
+from .upkeep import Backoff
+
+if TYPE_CHECKING:
+    from .worker import Running
+
+log = logging.getLogger("python_worker.worker")
+
+MAX_BATCH = 5000
+
+
+class Acknowledger:
+    def __init__(self, db: Database, worker_id: str, counts: dict[str, int]) -> None:
+        self.db = db
+        self.worker_id = worker_id
+        self.counts = counts
+        self.acks: list[tuple[int, str | None, int, Running]] = []
+        self.fails: list[tuple[Failure, Running]] = []
+        self.progress: dict[int, Any] = {}
+        self.flushing = False
+        self.event = asyncio.Event()
+
+    @property
+    def idle(self) -> bool:
+        return not (self.acks or self.fails or self.flushing)
+
+    def ok(self, r: Running, result: str | None) -> None:
+        self.acks.append((r.id, result, r.attempt, r))
+        self.event.set()
+
+    def fail(self, r: Running, error: str, retryable: bool, retry_at: Any) -> None:
+        self.fails.append(((r.id, error, retryable, retry_at, r.attempt), r))
+        self.event.set()
+
+    def report_progress(self, job_id: int, progress: Any) -> None:
+        first = not self.progress
+        self.progress[job_id] = progress
+        if first:
+            asyncio.get_running_loop().create_task(self._flush_progress())
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self.event.wait()
+            self.event.clear()
+            while self.acks or self.fails:
+                acks, self.acks = self.acks[:MAX_BATCH], self.acks[MAX_BATCH:]
+                fails, self.fails = self.fails, []
+                self.flushing = True
+                try:
+                    await self._send(acks, fails)
+                    backoff.reset()
+                except CONNECTION_ERRORS as exc:
+                    self.acks[:0] = acks
+                    self.fails[:0] = fails
+                    delay = backoff.next()
+                    log.warning("acknowledging %d jobs failed (%s); retrying in %.1fs",
+                                len(acks) + len(fails), str(exc).strip(), delay)
+                    await asyncio.sleep(delay)
+                except Exception:  # noqa: BLE001 - the lease reaper recovers these jobs
+                    log.exception("acknowledging %d jobs failed; their leases will expire",
+                                  len(acks) + len(fails))
+                finally:
+                    self.flushing = False
+
+    async def _send(self, acks: list[Any], fails: list[Any]) -> None:
+        # integer arrays as array literals: cheaper to build than psycopg's list dumping
+        ids = "{" + ",".join([str(a[0]) for a in acks]) + "}" if acks else ""
+        results: list[str | None] | None = [a[1] for a in acks]
+        if not any(r is not None for r in results or ()):
+            results = None
+        attempts = "{" + ",".join([str(a[2]) for a in acks]) + "}"
+        progress, self.progress = self.progress, {}
+        try:
+            done, statuses = await self.db.finish(
+                self.worker_id, ids, results, attempts, [f[0] for f in fails], progress
+            )
+        except BaseException:
+            self.progress = progress | self.progress
+            raise
+        by_type: dict[metrics.TypeMetrics, int] = {}
+        for a in acks:
+            m = a[3].metrics
+            by_type[m] = by_type.get(m, 0) + 1
+        for m, n in by_type.items():
+            m.completed.inc(n)
+        self.counts["completed"] += done
+        if done < len(acks):
+            log.warning("%d of %d completions refused: their leases were lost (the job runs "
+                        "again)", len(acks) - done, len(acks))
+        for (failure, r), status in zip(fails, statuses, strict=True):
+            if status == "dead":
+                r.metrics.dead.inc()
+                self.counts["dead"] += 1
+            elif status is None:
+                log.warning("job %d: failure not recorded, lease lost", failure[0])
+
+    async def flush_all(self, timeout: float = 30.0) -> None:
+        until = time.monotonic() + timeout
+        while not self.idle and time.monotonic() < until:
+            self.event.set()
+            await asyncio.sleep(0.002)
+
+    async def _flush_progress(self) -> None:
+        await asyncio.sleep(0.05)
+        items, self.progress = self.progress, {}
+        if not items:
+            return  # sent with the completions meanwhile
+        try:
+            await self.db.report_progress((i, self.worker_id, p) for i, p in items.items())
+        except Exception as exc:  # noqa: BLE001 - progress is best effort
+            log.warning("progress not stored (%s)", exc)

@@ -1,0 +1,236 @@
+"""Command line: ``python -m python_worker run|process|status|dead-letter|enqueue``.
+
+Human-readable tables by default, ``--json`` for machines. Settings come from the environment
+(``DATABASE_URL``, ``KYU_*``) with flags on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+
+from . import metrics
+from .config import Settings, load_settings
+from .db import Admin
+from .registry import import_handlers
+
+log = logging.getLogger("python_worker.cli")
+
+STATUS_COLUMNS = [
+    ("queue_name", "queue"),
+    ("waiting", "waiting"),
+    ("scheduled", "scheduled"),
+    ("running", "running"),
+    ("retrying", "retrying"),
+    ("dead", "dead"),
+    ("completed_last_hour", "done 1h"),
+    ("failed_last_hour", "failed 1h"),
+    ("oldest_waiting_age", "oldest waiting"),
+    ("failure_rate", "failure rate"),
+    ("jobs_per_minute", "jobs/min"),
+]
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--handlers", action="append", metavar="MODULE",
+                   help="module that registers handlers (repeatable; env KYU_HANDLERS)")
+    p.add_argument("--queues", action="append", metavar="NAMES",
+                   help="queues to serve (comma list)")
+    p.add_argument("--job-types", action="append", metavar="TYPES", help="only these job types")
+    p.add_argument("--concurrency", help="N or MIN-MAX, e.g. 2-16 (grows with backlog)")
+    p.add_argument("--batch-size", type=int, help="jobs per claim (1-1000)")
+    p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
+    p.add_argument("--lease-seconds", type=int, help="lease per claim (default: type/queue)")
+    p.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
+    p.add_argument("--shutdown-grace", type=float, help="seconds running jobs get on SIGTERM")
+    p.add_argument("--max-rss-mb", type=float, help="stop claiming above this process RSS")
+    p.add_argument("--max-load", type=float, help="stop claiming above this 1-minute load")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--worker-id", help="name of this worker (default host:pid:random)")
+    p.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS,
+                   help="JSON log lines")
+    p.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print the counts as JSON at exit (process)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m python_worker", description=__doc__.split("\n")[0])
+    p.add_argument("--database-url", help="default: $DATABASE_URL")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+    p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING")
+    sub = p.add_subparsers(dest="command", required=True)
+    _worker_args(sub.add_parser("run", help="run a worker until SIGTERM/SIGINT"))
+    _worker_args(sub.add_parser("process", help="drain the jobs due now and exit"))
+    st = sub.add_parser("status", help="a table per queue")
+    dl = sub.add_parser("dead-letter", help="list dead jobs, or replay them")
+    dl.add_argument("--retry", type=int, metavar="ID", help="replay one dead job")
+    dl.add_argument("--all", action="store_true", help="replay every dead job")
+    dl.add_argument("--limit", type=int, default=50)
+    enq = sub.add_parser("enqueue", help="enqueue one job")
+    enq.add_argument("job_type")
+    enq.add_argument("payload", nargs="?", default="{}", help="JSON object")
+    enq.add_argument("--queue")
+    enq.add_argument("--priority", type=int)
+    enq.add_argument("--run-at", help="ISO timestamp, or +SECONDS from now")
+    enq.add_argument("--unique-key")
+    enq.add_argument("--max-attempts", type=int)
+    for sp in (st, dl, enq):  # --json also after the command
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    keys = [
+        "handlers", "queues", "job_types", "concurrency", "batch_size", "poll_interval",
+        "lease_seconds", "heartbeat_interval", "shutdown_grace", "max_rss_mb", "max_load",
+        "metrics_port", "worker_id", "database_url", "log_json", "log_level",
+    ]
+    return load_settings(**{k: getattr(args, k, None) for k in keys})
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, timedelta):
+        secs = int(v.total_seconds())
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else (
+            f"{secs // 60}m{secs % 60:02d}s" if secs >= 60 else f"{v.total_seconds():.1f}s")
+    if isinstance(v, (float, Decimal)):
+        return f"{float(v):.3g}"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return str(v)
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    cols = [(k, h) for k, h in columns if not rows or k in rows[0]]
+    cells = [[h for _, h in cols]] + [[_fmt(r.get(k)) for k, _ in cols] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, default=lambda v: v.total_seconds() if isinstance(v, timedelta)
+                      else float(v) if isinstance(v, Decimal) else str(v), indent=2)
+
+
+def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
+    from .registry import registry
+    from .worker import Worker
+
+    modules, explicit = s.handler_modules
+    sys.path.insert(0, os.getcwd())
+    import_handlers(modules, explicit)
+    if s.metrics_port:
+        metrics.serve(s.metrics_port)
+        log.info("metrics on :%d/metrics", s.metrics_port)
+    worker = Worker(s, registry, drain=drain)
+    code = asyncio.run(worker.run(install_signals=True))
+    if drain and args.json:
+        print(_dump(worker.counts))
+    # handler threads that outlived the grace period (or a timeout) must not hold the exit
+    joiner = threading.Thread(target=worker.executor.shutdown, kwargs={"wait": True}, daemon=True)
+    joiner.start()
+    joiner.join(1.0)
+    if joiner.is_alive():
+        log.warning("handler threads still running after shutdown; exiting anyway")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+def cmd_status(args: argparse.Namespace, admin: Admin) -> int:
+    rows = admin.queue_stats()
+    print(_dump(rows) if args.json else table(rows, STATUS_COLUMNS))
+    return 0
+
+
+def cmd_dead_letter(args: argparse.Namespace, admin: Admin) -> int:
+    if args.retry is not None:
+        job_id = admin.retry(args.retry)
+        print(_dump({"retried": [job_id]}) if args.json else f"job {job_id} is pending again")
+        return 0
+    if args.all:
+        retried, failed = admin.retry_all()
+        if args.json:
+            print(_dump({"retried": retried, "failed": [{"id": i, "error": e} for i, e in failed]}))
+        else:
+            print(f"{len(retried)} dead jobs pending again")
+            for i, e in failed:
+                print(f"job {i} not retried: {e}")
+        return 1 if failed else 0
+    rows = admin.dead_letter(args.limit)
+    if args.json:
+        print(_dump(rows))
+        return 0
+    for r in rows:
+        r["error"] = (r.get("last_error") or "").split("\n", 1)[0][:100]
+    print(table(rows, [("id", "id"), ("job_type", "type"), ("queue_name", "queue"),
+                       ("attempt", "attempts"), ("died_at", "died at"), ("error", "last error")]))
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace, admin: Admin) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        print(f"payload is not JSON: {exc}", file=sys.stderr)
+        return 2
+    run_at = None
+    if args.run_at:
+        if args.run_at.startswith("+"):
+            run_at = datetime.now().astimezone() + timedelta(seconds=float(args.run_at[1:]))
+        else:
+            run_at = datetime.fromisoformat(args.run_at)
+            if run_at.tzinfo is None:
+                run_at = run_at.astimezone()
+    job_id = admin.enqueue(args.job_type, payload, queue=args.queue, priority=args.priority,
+                           run_at=run_at, unique_key=args.unique_key,
+                           max_attempts=args.max_attempts)
+    print(_dump({"id": job_id}) if args.json else job_id)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        s = _settings(args)
+    except ValidationError as exc:
+        print(f"bad settings: {exc}", file=sys.stderr)
+        return 2
+    metrics.setup_logging(s.log_level, s.log_json)
+    try:
+        if args.command in ("run", "process"):
+            return cmd_work(args, s, drain=args.command == "process")
+        admin = Admin(s.database_url)
+        if args.command == "status":
+            return cmd_status(args, admin)
+        if args.command == "dead-letter":
+            return cmd_dead_letter(args, admin)
+        if args.command == "enqueue":
+            return cmd_enqueue(args, admin)
+    except psycopg.Error as exc:
+        diag = exc.diag
+        message = diag.message_primary or str(exc).strip()
+        hint = f"\nhint: {diag.message_hint}" if diag.message_hint else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return 1
+    return 2

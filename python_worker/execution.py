@@ -1,0 +1,142 @@
+"""Running one attempt: validate the payload, call the handler, turn what happened into an outcome.
+
+An outcome is a tuple the loop acknowledges:
+    ("ok", result_json)                  complete (batched through queue.complete_jobs)
+    ("tx", committed)                    completed (or not) inside the handler's transaction
+    ("fail", error, retryable, retry_at) queue.fail_job
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .context import JobContext, PermanentError, RetryLater
+from .registry import Handler
+
+Outcome = tuple[Any, ...]
+
+ErrorClasses = tuple[type[BaseException], ...]
+_service_errors: tuple[ErrorClasses, ErrorClasses] | None = None
+
+
+def _service_error_classes() -> tuple[ErrorClasses, ErrorClasses]:
+    """(permanent, retryable) classes of python_worker.adapters.errors, imported lazily."""
+    global _service_errors
+    if _service_errors is None:
+        try:
+            from .adapters import errors as e  # noqa: PLC0415 - optional sibling package
+
+            _service_errors = ((e.PermanentServiceError,), (e.RetryableServiceError,))
+        except Exception:  # noqa: BLE001 - absent or broken: duck typing still applies
+            _service_errors = ((), ())
+    return _service_errors
+
+
+def short_traceback(exc: BaseException, frames: int = 6, limit: int = 4000) -> str:
+    tb = "".join(traceback.format_tb(exc.__traceback__, limit=-frames)).rstrip()
+    text = f"{type(exc).__name__}: {exc}"
+    if tb:
+        text += "\nTraceback (most recent call last, shortened):\n" + tb
+    return text[:limit]
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Handler exception -> ("fail", error, retryable, retry_at)."""
+    if isinstance(exc, RetryLater):
+        return ("fail", f"RetryLater: {exc}", True, exc.at)
+    permanent_cls, _ = _service_error_classes()
+    if (
+        isinstance(exc, PermanentError)
+        or (permanent_cls and isinstance(exc, permanent_cls))
+        or getattr(exc, "permanent", False) is True
+    ):
+        return ("fail", f"{type(exc).__name__}: {exc}"[:4000], False, None)
+    retry_at = getattr(exc, "retry_at", None)
+    if not isinstance(retry_at, datetime) or retry_at.tzinfo is None:
+        retry_at = None
+    return ("fail", short_traceback(exc), True, retry_at)
+
+
+def invalid_payload(job_type: str, exc: ValidationError) -> Outcome:
+    return ("fail", f"invalid payload for {job_type}: {exc}"[:4000], False, None)
+
+
+def result_json(result: Any) -> str | None:
+    """The handler's return value as JSON text (None stays SQL null)."""
+    if result is None:
+        return None
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    return json.dumps(result, default=str)
+
+
+def run_sync(h: Handler, raw: Any, ctx: JobContext | None, tx: Any) -> Outcome:
+    """Runs a sync handler (in a worker thread). ``tx`` is db.SyncTransactions."""
+    try:
+        payload = h.payload(raw)
+    except ValidationError as exc:
+        return invalid_payload(h.job_type, exc)
+    try:
+        result = h.func(payload, ctx) if h.wants_ctx else h.func(payload)
+        rj = result_json(result)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes an outcome
+        if ctx is not None and ctx._conn is not None:
+            _end_quietly(tx, ctx._conn)
+        return classify(exc)
+    if ctx is not None and ctx._conn is not None:
+        try:
+            return ("tx", tx.end(ctx._conn, (ctx.id, ctx.worker_id, rj, ctx.attempt)))
+        except Exception as exc:  # noqa: BLE001 - commit state unknown: fail_job is fenced
+            return ("fail", f"completing transaction failed: {short_traceback(exc)}", True, None)
+    return ("ok", rj)
+
+
+def _end_quietly(tx: Any, conn: Any) -> None:
+    try:
+        tx.end(conn, None)
+    except Exception:  # noqa: BLE001 - the rollback of a broken connection
+        pass
+
+
+async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Any) -> Outcome:
+    """Runs an async handler on the event loop. ``db`` is db.Database."""
+    try:
+        payload = h.payload(raw)
+    except ValidationError as exc:
+        return invalid_payload(h.job_type, exc)
+    conn = None
+    if h.transaction and ctx is not None:
+        conn = await db.begin_job_transaction()
+        ctx._conn = conn
+    try:
+        result = await (h.func(payload, ctx) if h.wants_ctx else h.func(payload))
+        rj = result_json(result)
+    except asyncio.CancelledError:
+        if conn is not None:
+            await _aend_quietly(db, conn)
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+        if conn is not None:
+            await _aend_quietly(db, conn)
+        return classify(exc)
+    if conn is not None:
+        try:
+            assert ctx is not None
+            ok = await db.end_job_transaction(conn, (ctx.id, ctx.worker_id, rj, ctx.attempt))
+            return ("tx", ok)
+        except Exception as exc:  # noqa: BLE001
+            return ("fail", f"completing transaction failed: {short_traceback(exc)}", True, None)
+    return ("ok", rj)
+
+
+async def _aend_quietly(db: Any, conn: Any) -> None:
+    try:
+        await db.end_job_transaction(conn, None)
+    except Exception:  # noqa: BLE001
+        pass

@@ -1,0 +1,120 @@
+"""Handlers the worker tests run, in-process and in worker subprocesses (--handlers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from python_worker import JobContext, PermanentError, RetryLater, handler
+from python_worker.adapters.errors import PermanentServiceError
+
+
+class Echo(BaseModel):
+    value: int
+
+
+@handler("test.echo")
+def echo(job: Echo) -> dict[str, int]:
+    return {"value": job.value * 2}
+
+
+@handler("test.async_echo")
+async def async_echo(job: Echo, ctx: JobContext) -> dict[str, Any]:
+    ctx.report_progress({"step": 1})
+    return {"value": job.value, "attempt": ctx.attempt}
+
+
+@handler("test.flaky")
+def flaky(job: dict, ctx: JobContext) -> str:
+    if ctx.attempt < job.get("succeed_on", 2):
+        raise ValueError(f"flaky failure on attempt {ctx.attempt}")
+    return "ok"
+
+
+@handler("test.permanent")
+def permanent(job: dict) -> None:
+    raise PermanentError("this input can never work")
+
+
+@handler("test.service_permanent")
+def service_permanent(job: dict) -> None:
+    raise PermanentServiceError("credentials revoked")
+
+
+@handler("test.retry_later")
+def retry_later(job: dict) -> None:
+    raise RetryLater(datetime.now(UTC) + timedelta(hours=1))
+
+
+@handler("test.slow", timeout=1)
+async def slow(job: dict) -> None:
+    await asyncio.sleep(job.get("seconds", 30))
+
+
+@handler("test.slow_sync", timeout=1)
+def slow_sync(job: dict) -> None:
+    time.sleep(job.get("seconds", 3))
+
+
+@handler("test.sleep")
+def sleep(job: dict) -> dict[str, float]:
+    """Sleeps payload.seconds; records its run in $KYU_TEST_RECORD (one line per run)."""
+    start = time.time()
+    time.sleep(job.get("seconds", 0.01))
+    end = time.time()
+    path = os.environ.get("KYU_TEST_RECORD")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{job.get('n')} {start:.6f} {end:.6f} {os.getpid()}\n")
+    return {"start": start}
+
+
+@handler("test.write")
+def write(job: dict, ctx: JobContext) -> None:
+    """Writes one row in the completing transaction; attempt 1 hangs when asked to."""
+    if job.get("hang_first") and ctx.attempt == 1:
+        time.sleep(600)
+    ctx.connection.execute(
+        "insert into public.effects (job_id, attempt) values (%s, %s)", (ctx.id, ctx.attempt)
+    )
+
+
+@handler("test.noop")
+async def noop(job: dict) -> dict[str, float]:
+    return {"t": time.time()}
+
+
+@handler("test.async_write", transaction=True)
+async def async_write(job: dict, ctx: JobContext) -> None:
+    """Async variant of test.write: the write commits with the completion."""
+    await ctx.connection.execute(
+        "insert into public.effects (job_id, attempt) values (%s, %s)", (ctx.id, ctx.attempt)
+    )
+    if job.get("fail"):
+        raise RuntimeError("rolled back with the attempt")
+
+
+class Throttled(Exception):
+    """Duck-typed: any exception with retry_at / permanent attributes maps like the adapters'."""
+
+    def __init__(self, message: str, retry_at: datetime | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_at = retry_at
+        self.permanent = permanent
+
+
+@handler("test.service_retry")
+def service_retry(job: dict) -> None:
+    from python_worker.adapters.errors import RetryableServiceError
+
+    raise RetryableServiceError("429 from freee", datetime.now(UTC) + timedelta(hours=2))
+
+
+@handler("test.duck_permanent")
+def duck_permanent(job: dict) -> None:
+    raise Throttled("gone for good", permanent=True)
