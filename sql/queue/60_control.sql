@@ -147,6 +147,41 @@ $$;
 comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
 'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
 
+-- ensure_job_type: registers a job type only if it is missing (a worker starting with its
+-- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
+create or replace function queue.ensure_job_type(
+    job_type text,
+    queue_name text default 'default',
+    priority int default 50,
+    max_attempts int default null,
+    timeout_seconds int default null,
+    description text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if exists (select from queue.job_types as t where t.job_type = ensure_job_type.job_type) then
+        return false;
+    end if;
+    perform queue.register_job_type(
+        job_type => ensure_job_type.job_type,
+        queue_name => ensure_job_type.queue_name,
+        priority => ensure_job_type.priority,
+        max_attempts => ensure_job_type.max_attempts,
+        timeout_seconds => ensure_job_type.timeout_seconds,
+        description => ensure_job_type.description
+    );
+    return true;
+end
+$$;
+
+comment on function queue.ensure_job_type(text, text, int, int, int, text) is
+'Registers a job type only if it is missing (workers call it for their handlers); an existing type keeps its settings. Returns true when it added the type.';
+
 -- all_jobs: every job wherever it lives now.
 create or replace view queue.all_jobs as
 select

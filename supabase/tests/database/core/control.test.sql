@@ -1,6 +1,6 @@
 -- cancel, retry, pause/resume, get_job, queue and job type validation.
 begin;
-select plan(23);
+select plan(26);
 \ir ../../helpers/core_setup.psql
 
 select queue.enqueue_job('t_job', '{"k": "c"}') as waiting \gset
@@ -87,6 +87,15 @@ select
         (queue.create_queue('t_core', concurrency => 2)).backoff_strategy::text,
         'exponential',
         'create_queue on an existing queue sets every field (declarative)'
+    );
+
+select is(queue.ensure_job_type('t_new', queue_name => 't_other'), true, 'ensure_job_type adds a missing type');
+select is(queue.ensure_job_type('t_typed', priority => 90), false, 'ensure_job_type leaves an existing type alone');
+select
+    is(
+        (select row(queue_name, priority, timeout_seconds) from queue.job_types where job_type = 't_typed'),
+        row('t_core'::text, 20, 45),
+        'its settings are kept'
     );
 
 select * from finish();
