@@ -88,8 +88,8 @@ test: deps lint check-functions test-sql test-py ## everything CI runs
 bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make test)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
 
-clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules)
-	rm -rf .local $(VENV) node_modules
+clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
+	rm -rf .local $(VENV) node_modules out
 
 migrate-redo: db $(STAMP)/node ## development only: drop Kyu's schemas and migration history, then migrate again
 	@psql "$(DB_URL)" -Xq -c "drop schema if exists queue_public cascade; drop schema if exists receipts cascade; drop schema if exists queue cascade; delete from supabase_migrations.schema_migrations where version like '2026112300%'" 2>/dev/null || true
