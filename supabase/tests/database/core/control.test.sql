@@ -93,7 +93,10 @@ select is(queue.ensure_job_type('t_new', queue_name => 't_other'), true, 'ensure
 select is(queue.ensure_job_type('t_typed', priority => 90), false, 'ensure_job_type leaves an existing type alone');
 select
     is(
-        (select row(queue_name, priority, timeout_seconds) from queue.job_types where job_type = 't_typed'),
+        (
+            select row(queue_name, priority, timeout_seconds) from queue.job_types
+            where job_type = 't_typed'
+        ),
         row('t_core'::text, 20, 45),
         'its settings are kept'
     );
