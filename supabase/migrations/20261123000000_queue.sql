@@ -638,17 +638,19 @@ begin
         where q.queue_name = any(v_limited) and not q.paused
     loop
         exit when not v_simple;
-        -- ordered like the claim so the planner walks jobs_queue_claim_idx, never the table
-        v_simple := not exists (
-            select
-            from queue.jobs as j
-            where j.queue_name = v_queue.queue_name
-                and j.status in ('pending', 'retrying')
-                and j.run_at <= now()
-                and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
-            order by j.priority, j.run_at, j.id
-            limit 1
-        );
+        -- planned afresh (execute) so the planner sees which queue it is and walks
+        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
+        execute '
+            select not exists (
+                select
+                from queue.jobs as j
+                where j.queue_name = $1
+                    and j.status in (''pending'', ''retrying'')
+                    and j.run_at <= now()
+                    and ($2 is null or j.job_type = any($2))
+            )'
+        into v_simple
+        using v_queue.queue_name, claim_jobs.job_types;
     end loop;
 
     if v_simple then
