@@ -82,8 +82,6 @@ begin
         using unnest(complete_jobs.job_ids, complete_jobs.results, complete_jobs.attempts)
             as c (id, result, attempt)
         where j.id = c.id
-            -- lets the planner find the rows by primary key, not by scanning every running job
-            and j.id = any(complete_jobs.job_ids)
             and j.status = 'running'
             and j.worker_id = complete_jobs.worker_id
             and (c.attempt is null or j.attempt = c.attempt)
