@@ -1,5 +1,5 @@
 -- Claiming: claim_jobs hands a worker up to batch_size due jobs, most urgent first, leased to it.
--- Two plans, both one statement with FOR UPDATE SKIP LOCKED:
+-- Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then one update claims:
 --   * every queue, and no limited queue has due work: one ordered scan of jobs_claim_idx that
 --     skips paused and limited queues;
 --   * otherwise: one scan per queue of jobs_queue_claim_idx, each capped by what the queue's
@@ -27,7 +27,7 @@ declare
     v_allowances int [];
     v_simple boolean;
     v_limited text [];
-    v_claimed queue.claimed_job [];
+    v_ids bigint [];
     v_queue record;
     v_tokens double precision;
     v_allow int;
@@ -81,9 +81,9 @@ begin
         using v_queue.queue_name, claim_jobs.job_types;
     end loop;
 
+    -- pick: the rows are locked (skip locked) here and claimed by the one update below
     if v_simple then
-        return query
-        with picked as (
+        v_ids := array(
             select j.id
             from queue.jobs as j
             where j.status in ('pending', 'retrying')
@@ -94,92 +94,85 @@ begin
             order by j.priority, j.run_at, j.id
             limit claim_jobs.batch_size
             for update skip locked
-        )
-        update queue.jobs as j
-        set status = 'running',
-            attempt = j.attempt + 1,
-            worker_id = claim_jobs.worker_id,
-            lease_seconds = coalesce(claim_jobs.lease_seconds, jt.timeout_seconds, q.lease_seconds),
-            lease_expires_at = now() + make_interval(
-                secs => coalesce(claim_jobs.lease_seconds, jt.timeout_seconds, q.lease_seconds)
-            ),
-            attempted_at = now(),
-            started_at = coalesce(j.started_at, now())
-        from queue.job_types as jt, queue.queues as q
-        where j.id = any(array(select p.id from picked as p))
-            and jt.job_type = j.job_type
-            and q.queue_name = j.queue_name
-        returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
-            j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at;
-        return;
-    end if;
+        );
+    else
+        -- the queues to serve and how many jobs each may start now; limited queues are locked
+        -- (in name order, so claimers never deadlock) until this transaction ends
+        for v_queue in
+            select q.queue_name, q.concurrency, q.rate_limit, q.rate_interval, q.rate_tokens, q.rate_refilled_at
+            from queue.queues as q
+            where not q.paused
+                and (claim_jobs.queue_names is null or q.queue_name = any(claim_jobs.queue_names))
+            order by q.queue_name
+        loop
+            v_allow := claim_jobs.batch_size;
+            if v_queue.concurrency is not null or v_queue.rate_limit is not null then
+                perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
+                if v_queue.concurrency is not null then
+                    select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
+                    from queue.jobs as j
+                    where j.queue_name = v_queue.queue_name and j.status = 'running';
+                end if;
+                if v_queue.rate_limit is not null then
+                    -- re-read the bucket under the lock, then refill it for the time since last use
+                    select least(
+                        q.rate_limit::double precision,
+                        coalesce(q.rate_tokens, q.rate_limit)
+                        + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
+                        * q.rate_limit / extract(epoch from q.rate_interval)
+                    ) into v_tokens
+                    from queue.queues as q
+                    where q.queue_name = v_queue.queue_name;
+                    update queue.queues as q
+                    set rate_tokens = v_tokens, rate_refilled_at = now()
+                    where q.queue_name = v_queue.queue_name;
+                    v_allow := least(v_allow, floor(v_tokens)::int);
+                end if;
+            end if;
+            if v_allow > 0 then
+                v_queues := v_queues || v_queue.queue_name;
+                v_allowances := v_allowances || v_allow;
+            end if;
+        end loop;
 
-    -- the queues to serve and how many jobs each may start now; limited queues are locked
-    -- (in name order, so claimers never deadlock) until this transaction ends
-    for v_queue in
-        select q.queue_name, q.concurrency, q.rate_limit, q.rate_interval, q.rate_tokens, q.rate_refilled_at
-        from queue.queues as q
-        where not q.paused
-            and (claim_jobs.queue_names is null or q.queue_name = any(claim_jobs.queue_names))
-        order by q.queue_name
-    loop
-        v_allow := claim_jobs.batch_size;
-        if v_queue.concurrency is not null or v_queue.rate_limit is not null then
-            perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
-            if v_queue.concurrency is not null then
-                select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
+        if v_queues is null then
+            return;
+        end if;
+
+        v_ids := array(
+            select c.id
+            from unnest(v_queues, v_allowances) as a (queue_name, allowance)
+            cross join lateral (
+                select j.id, j.priority, j.run_at
                 from queue.jobs as j
-                where j.queue_name = v_queue.queue_name and j.status = 'running';
-            end if;
-            if v_queue.rate_limit is not null then
-                -- re-read the bucket under the lock, then refill it for the time since last use
-                select least(
-                    q.rate_limit::double precision,
-                    coalesce(q.rate_tokens, q.rate_limit)
-                    + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
-                    * q.rate_limit / extract(epoch from q.rate_interval)
-                ) into v_tokens
-                from queue.queues as q
-                where q.queue_name = v_queue.queue_name;
-                update queue.queues as q
-                set rate_tokens = v_tokens, rate_refilled_at = now()
-                where q.queue_name = v_queue.queue_name;
-                v_allow := least(v_allow, floor(v_tokens)::int);
-            end if;
-        end if;
-        if v_allow > 0 then
-            v_queues := v_queues || v_queue.queue_name;
-            v_allowances := v_allowances || v_allow;
-        end if;
-    end loop;
+                where j.queue_name = a.queue_name
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
+                    and (v_blocked is null or j.job_type <> all(v_blocked))
+                order by j.priority, j.run_at, j.id
+                limit a.allowance
+                for update skip locked
+            ) as c
+            order by c.priority, c.run_at, c.id
+            limit claim_jobs.batch_size
+        );
 
-    if v_queues is null then
-        return;
+        -- spend one token per start on rate-limited queues
+        update queue.queues as q
+        set rate_tokens = q.rate_tokens - n.started
+        from (
+            select j.queue_name, count(*) as started
+            from queue.jobs as j
+            where j.id = any(v_ids)
+            group by j.queue_name
+        ) as n
+        where q.queue_name = n.queue_name and q.rate_limit is not null;
     end if;
 
-    with candidates as (
-        select c.id, c.priority, c.run_at
-        from unnest(v_queues, v_allowances) as a (queue_name, allowance)
-        cross join lateral (
-            select j.id, j.priority, j.run_at
-            from queue.jobs as j
-            where j.queue_name = a.queue_name
-                and j.status in ('pending', 'retrying')
-                and j.run_at <= now()
-                and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
-                and (v_blocked is null or j.job_type <> all(v_blocked))
-            order by j.priority, j.run_at, j.id
-            limit a.allowance
-            for update skip locked
-        ) as c
-    ),
-    picked as (
-        select c.id
-        from candidates as c
-        order by c.priority, c.run_at, c.id
-        limit claim_jobs.batch_size
-    ),
-    claimed as (
+    -- claim: running, leased for the job type's timeout or the queue's lease; most urgent first
+    return query
+    with claimed as (
         update queue.jobs as j
         set status = 'running',
             attempt = j.attempt + 1,
@@ -191,26 +184,13 @@ begin
             attempted_at = now(),
             started_at = coalesce(j.started_at, now())
         from queue.job_types as jt, queue.queues as q
-        where j.id = any(array(select p.id from picked as p))
+        where j.id = any(v_ids)
             and jt.job_type = j.job_type
             and q.queue_name = j.queue_name
         returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
             j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at
     )
-    select array_agg(row(c.*)::queue.claimed_job order by c.priority, c.id) into v_claimed
-    from claimed as c;
-
-    -- spend one token per start on rate-limited queues
-    update queue.queues as q
-    set rate_tokens = q.rate_tokens - n.started
-    from (
-        select c.queue_name, count(*) as started
-        from unnest(v_claimed) as c
-        group by c.queue_name
-    ) as n
-    where q.queue_name = n.queue_name and q.rate_limit is not null;
-
-    return query select * from unnest(v_claimed);
+    select * from claimed as c order by c.priority, c.id;
 end
 $$;
 
