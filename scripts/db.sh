@@ -66,6 +66,8 @@ port = $port
 unix_socket_directories = ''
 shared_preload_libraries = 'pg_cron,pg_stat_statements'
 cron.database_name = 'postgres'
+# pg_cron connects over TCP (no unix socket); name the address we listen on, not 'localhost'
+cron.host = '127.0.0.1'
 max_connections = 200
 fsync = on
 synchronous_commit = on
