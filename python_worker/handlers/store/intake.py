@@ -15,8 +15,22 @@ from .base import Row, fetch_all, fetch_one
 # --- intake -------------------------------------------------------------------------------
 
 
+# Which message owns a receipt must not depend on which intake job ran first (a duplicate mail
+# can finish intake before the original). A bookkeeper expects the first mail sent: the earliest
+# Date: header wins, then the Message-ID, then the source and its key in sort order; a message
+# without a date or id sorts after those that have one. Both orders and concurrent intakes end
+# the same (tests/handlers/test_process_email_receipt.py).
+def _owner_order(m: str) -> str:
+    """The owner rule's sort key over the email_messages alias (or parameter prefix) ``m``."""
+    return (f"({m}sent_at is null, coalesce({m}sent_at, 'epoch'), {m}message_id is null,"
+            f" coalesce({m}message_id, ''), {m}source, {m}source_key)")
+
+
 def insert_email_message(conn: Connection[Any], **fields: Any) -> tuple[Row, bool]:
-    """(row, created). An existing row with the same source key or raw bytes is returned."""
+    """(row, created). An existing row with the same source key or raw bytes is returned.
+
+    The same bytes under another key (a message saved twice) stay one row; it keeps the key that
+    comes first by the owner rule, whichever intake ran first."""
     created = fetch_one(
         conn,
         """
@@ -45,6 +59,23 @@ def insert_email_message(conn: Connection[Any], **fields: Any) -> tuple[Row, boo
         fields,
     )
     assert existing is not None
+    same_key = (existing["source"], existing["source_key"]) == (fields["source"],
+                                                              fields["source_key"])
+    if not same_key:
+        # same bytes: date and id are equal, so the key decides; the row lock orders racers
+        moved = fetch_one(
+            conn,
+            """
+            update receipts.email_messages as m
+            set source = %(source)s, source_key = %(source_key)s, raw_key = %(raw_key)s
+            where m.id = %(id)s
+                and m.raw_sha256 = %(raw_sha256)s
+                and (%(source)s, %(source_key)s) < (m.source, m.source_key)
+            returning *
+            """,
+            dict(fields, id=existing["id"]),
+        )
+        existing = moved or existing
     return existing, False
 
 
@@ -60,22 +91,24 @@ def upsert_file(conn: Connection[Any], **fields: Any) -> int:
     row = fetch_one(
         conn,
         """
-        with ins as (
-            insert into receipts.files
-                (owner_id, sha256, filename, content_type, size_bytes, blob_key)
-            values (%(owner_id)s, %(sha256)s, %(filename)s, %(content_type)s, %(size_bytes)s,
-                    %(blob_key)s)
-            on conflict on constraint files_content_once do nothing
-            returning id
-        )
-        select id from ins
-        union all
-        select f.id from receipts.files as f
-        where f.owner_id = %(owner_id)s and f.sha256 = %(sha256)s
-        limit 1
+        insert into receipts.files
+            (owner_id, sha256, filename, content_type, size_bytes, blob_key)
+        values (%(owner_id)s, %(sha256)s, %(filename)s, %(content_type)s, %(size_bytes)s,
+                %(blob_key)s)
+        on conflict on constraint files_content_once do nothing
+        returning id
         """,
         fields,
     )
+    if row is None:
+        # a second statement: one that waited for a racing intake's commit cannot see its row
+        # in its own snapshot (a "select ... union all" in the same statement found nothing)
+        row = fetch_one(
+            conn,
+            "select f.id from receipts.files as f"
+            " where f.owner_id = %(owner_id)s and f.sha256 = %(sha256)s",
+            fields,
+        )
     assert row is not None
     return int(row["id"])
 
@@ -83,7 +116,8 @@ def upsert_file(conn: Connection[Any], **fields: Any) -> int:
 def insert_receipt(
     conn: Connection[Any], owner_id: UUID, file_id: int, email_message_id: int
 ) -> tuple[int, bool]:
-    """(receipt id, created): one receipt per file."""
+    """(receipt id, created): one receipt per file. When the file is already a receipt, it moves
+    to this message if this message comes first by the owner rule."""
     row = fetch_one(
         conn,
         """
@@ -96,6 +130,19 @@ def insert_receipt(
     )
     if row is not None:
         return int(row["id"]), True
+    # the insert waited for a racing intake to commit, so its message is visible here
+    conn.execute(
+        f"""
+        update receipts.receipts as r
+        set email_message_id = n.id, updated_at = now()
+        from receipts.email_messages as n, receipts.email_messages as o
+        where r.file_id = %s
+            and n.id = %s
+            and o.id = r.email_message_id
+            and {_owner_order("n.")} < {_owner_order("o.")}
+        """,
+        (file_id, email_message_id),
+    )
     existing = fetch_one(conn, "select id from receipts.receipts where file_id = %s", (file_id,))
     assert existing is not None
     return int(existing["id"]), False
