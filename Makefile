@@ -12,6 +12,8 @@ SYSTEM_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap po
 	postgresql-contrib tesseract-ocr tesseract-ocr-jpn poppler-utils fonts-ipafont-gothic \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 WORKER_ARGS ?=
+# the handler modules make worker / queue-process load (the engine has no default set)
+HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
 	queue-dead-letter demo test test-sql test-py lint check-functions bench clean
@@ -28,7 +30,7 @@ $(STAMP)/venv: pyproject.toml $(STAMP)/system
 	@mkdir -p $(STAMP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,receipts]'
 	@touch $@
 
 $(STAMP)/node: package.json
@@ -54,11 +56,11 @@ migrate: db $(STAMP)/node ## apply supabase/migrations with the Supabase CLI (re
 	@$(SUPABASE) db push --remote="$(DB_URL)" --yes 2>&1 | grep -v '^$$' || true
 	@psql "$(DB_URL)" -Xqtc "select 1 from supabase_migrations.schema_migrations limit 1" >/dev/null
 
-worker: migrate $(STAMP)/venv ## run a worker (WORKER_ARGS="--concurrency 2-16 --queues default")
-	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker run $(WORKER_ARGS)
+worker: migrate $(STAMP)/venv ## run a worker for the receipt jobs (HANDLERS=my_app.jobs WORKER_ARGS="--concurrency 2-16")
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker run --handlers $(HANDLERS) $(WORKER_ARGS)
 
 queue-process: migrate $(STAMP)/venv ## drain what is due now and exit
-	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker process $(WORKER_ARGS)
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker process --handlers $(HANDLERS) $(WORKER_ARGS)
 
 queue-status: migrate $(STAMP)/venv ## a table per queue: waiting, running, retrying, dead, failure rate
 	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker status
@@ -67,11 +69,12 @@ queue-dead-letter: migrate $(STAMP)/venv ## list dead jobs with their errors
 	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker dead-letter
 
 demo: deps migrate ## the receipt pipeline end to end on generated sample mail
-	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.demo
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts.demo
 
-lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff over Python
+lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
 	$(VENV)/bin/ruff check python_worker tests scripts
+	$(VENV)/bin/lint-imports
 
 check-functions: migrate ## plpgsql_check over every function in queue
 	@psql "$(DB_URL)" -Xq -v ON_ERROR_STOP=1 -f scripts/check_functions.sql

@@ -135,9 +135,12 @@ def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
     from .registry import registry
     from .worker import Worker
 
-    modules, explicit = s.handler_modules
     sys.path.insert(0, os.getcwd())
-    import_handlers(modules, explicit)
+    try:
+        import_handlers(s.handlers)
+    except ValueError as exc:
+        print(f"kyu: {exc}", file=sys.stderr)
+        return 2
     if s.metrics_port:
         metrics.serve(s.metrics_port)
         log.info("metrics on :%d/metrics", s.metrics_port)

@@ -15,7 +15,6 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
-DEFAULT_HANDLERS = "python_worker.handlers"
 
 CsvList = Annotated[list[str], NoDecode]
 
@@ -97,12 +96,6 @@ class Settings(BaseSettings):
     def concurrency_range(self) -> tuple[int, int]:
         return parse_concurrency(self.concurrency)
 
-    @property
-    def handler_modules(self) -> tuple[list[str], bool]:
-        """The modules to import and whether the user named them (else the default set)."""
-        if self.handlers:
-            return list(self.handlers), True
-        return [DEFAULT_HANDLERS], False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -153,17 +153,14 @@ def handler(
     )
 
 
-def import_handlers(modules: list[str], explicit: bool) -> list[str]:
-    """Import handler modules; a missing default set is logged, a named one raises."""
-    loaded = []
+def import_handlers(modules: list[str]) -> list[str]:
+    """Import the handler modules a worker was given (``--handlers`` / ``KYU_HANDLERS``).
+
+    There is no default set: a worker without handlers would claim nothing useful, so it is
+    refused with the fix named."""
+    if not modules:
+        raise ValueError("no handler modules: pass --handlers my_app.jobs (repeatable) or set"
+                         " KYU_HANDLERS=my_app.jobs")
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            if explicit:
-                raise
-            log.warning("default handlers %s not loaded (%s: %s); running with none", name,
-                        type(exc).__name__, exc)
-            continue
-        loaded.append(name)
-    return loaded
+        importlib.import_module(name)
+    return list(modules)

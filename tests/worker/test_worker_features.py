@@ -27,7 +27,7 @@ def test_handlers_and_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("KYU_CONCURRENCY", "4-8")
     monkeypatch.setenv("DATABASE_URL", "postgresql://example/db")
     s = Settings()
-    assert s.handler_modules == (["my_app.jobs", "other.jobs"], True)
+    assert s.handlers == ["my_app.jobs", "other.jobs"]
     assert s.concurrency_range == (4, 8)
     assert s.database_url == "postgresql://example/db"
 
