@@ -10,27 +10,22 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from python_worker import JobContext, PermanentError, handler
+from python_worker import JobContext, handler
 
 from .. import store
 from ..domain import matching
+from .common import ReceiptJob, locked_receipt
 
 
-class MatchJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    receipt_id: int
+class MatchJob(ReceiptJob):
+    """{"receipt_id": N}"""
 
 
 @handler("match_transaction", queue="receipts", max_attempts=5, timeout=60)
 def match_transaction(job: MatchJob, ctx: JobContext) -> dict[str, Any]:
     """Match one receipt; enqueue organize_file."""
     conn = ctx.connection
-    receipt = store.load_receipt(conn, job.receipt_id, lock=True)
-    if receipt is None:
-        raise PermanentError(f"receipt {job.receipt_id} not found")
+    receipt = locked_receipt(conn, job.receipt_id)
     owner = receipt["owner_id"]
     result: dict[str, Any] = {"receipt_id": job.receipt_id}
     if receipt["total_yen"] is None or receipt["issue_date"] is None:

@@ -9,28 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from python_worker import JobContext, PermanentError, handler
 
 from .. import blobs, services, store
 from ..adapters.errors import ServiceError
 from ..domain.filing import extension_for, filing_path
+from .common import ReceiptJob, locked_receipt
 
 
-class OrganizeJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    receipt_id: int
+class OrganizeJob(ReceiptJob):
+    """{"receipt_id": N}"""
 
 
 @handler("organize_file", queue="receipts", priority=60, max_attempts=8, timeout=120)
 def organize_file(job: OrganizeJob, ctx: JobContext) -> dict[str, Any]:
     """File the receipt's bytes under its canonical path; enqueue sync_freee."""
     conn = ctx.connection
-    receipt = store.load_receipt(conn, job.receipt_id, lock=True)
-    if receipt is None:
-        raise PermanentError(f"receipt {job.receipt_id} not found")
+    receipt = locked_receipt(conn, job.receipt_id)
     path = filing_path(
         receipt_id=job.receipt_id,
         issue_date=receipt["issue_date"],

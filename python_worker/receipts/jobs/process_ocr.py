@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from python_worker import JobContext, PermanentError, handler
 
 from .. import blobs, store
 from ..domain import ocr
 from ..domain.parse import ParsedReceipt, parse_receipt
 from ..settings import get_settings
+from .common import ReceiptJob, locked_receipt
 
 
-class OcrJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    receipt_id: int
+class OcrJob(ReceiptJob):
     force: bool = False
 
 
@@ -38,9 +34,7 @@ def tax_json(parsed: ParsedReceipt) -> dict[str, dict[str, int | None]]:
 def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
     """Read a receipt's fields; enqueue matching when it has a total and a date."""
     conn = ctx.connection
-    receipt = store.load_receipt(conn, job.receipt_id, lock=True)
-    if receipt is None:
-        raise PermanentError(f"receipt {job.receipt_id} not found")
+    receipt = locked_receipt(conn, job.receipt_id)
     if receipt["status"] == "confirmed" or (receipt["status"] != "new" and not job.force):
         return {"receipt_id": job.receipt_id, "skipped": receipt["status"]}
     try:

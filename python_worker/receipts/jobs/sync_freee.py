@@ -16,24 +16,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from python_worker import JobContext, PermanentError, handler
 
 from .. import blobs, services, store
 from ..adapters.errors import PermanentServiceError, ServiceError
 from ..adapters.freee import PERMANENT_403_CODES, REAUTH_CODES, DealDetail, FreeeClient, Payment
 from ..settings import ReceiptSettings, get_settings
+from .common import ReceiptJob, locked_receipt
 
 WALLETABLE_TYPES = {"card": "credit_card", "bank": "bank_account"}
 # permanent failures of the freee account (auth, plan, permission), not of one request
 ACCOUNT_CODES = frozenset({services.CREDENTIALS_CODE, *REAUTH_CODES, *PERMANENT_403_CODES})
 
 
-class FreeeJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    receipt_id: int
+class FreeeJob(ReceiptJob):
     company_id: int | None = None
 
 
@@ -116,9 +112,9 @@ def _send(client: FreeeClient, settings: ReceiptSettings, row: dict[str, Any],
 def sync_freee(job: FreeeJob, ctx: JobContext) -> dict[str, Any]:
     """Queue the receipt's freee requests; send them when freee is configured."""
     conn = ctx.connection
-    receipt = store.load_receipt(conn, job.receipt_id, lock=True)
+    receipt = locked_receipt(conn, job.receipt_id)
     summary = store.summary(conn, job.receipt_id)
-    if receipt is None or summary is None:
+    if summary is None:
         raise PermanentError(f"receipt {job.receipt_id} not found")
     summary = dict(summary, blob_key=receipt["blob_key"])
     owner = receipt["owner_id"]
