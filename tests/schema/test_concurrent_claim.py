@@ -21,8 +21,11 @@ def queue_with_jobs(migrated_db: str) -> str:
     return migrated_db
 
 
+# null is the one-scan path over every queue (what a worker uses by default); a queue list is the
+# per-queue path: both must skip rows another claimer holds, never wait on them
+@pytest.mark.parametrize("queues", ["array['t_race']", "null"], ids=["per-queue", "all-queues"])
 def test_open_claim_transaction_does_not_block_or_share_with_another_session(
-    queue_with_jobs: str,
+    queue_with_jobs: str, queues: str
 ) -> None:
     with (
         psycopg.connect(queue_with_jobs) as a,
@@ -30,10 +33,10 @@ def test_open_claim_transaction_does_not_block_or_share_with_another_session(
     ):
         # a claims inside an open transaction: its rows stay locked until it commits
         a_ids = {r[0] for r in a.execute(
-            "select id from queue.claim_jobs('w-a', 5, array['t_race'])").fetchall()}
+            f"select id from queue.claim_jobs('w-a', 5, {queues})").fetchall()}
         b.execute("set lock_timeout = '2s'")  # b must skip a's rows, never wait on them
         b_ids = {r[0] for r in b.execute(
-            "select id from queue.claim_jobs('w-b', 5, array['t_race'])").fetchall()}
+            f"select id from queue.claim_jobs('w-b', 5, {queues})").fetchall()}
         a.rollback()
         assert len(a_ids) == 5 and len(b_ids) == 5
         assert not a_ids & b_ids

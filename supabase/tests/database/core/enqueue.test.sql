@@ -1,6 +1,6 @@
 -- enqueue_job and enqueue_jobs: defaults, dedupe, ordering, tiers, and every bad input.
 begin;
-select plan(27);
+select plan(26);
 \ir ../../helpers/core_setup.psql
 
 select ok(queue.enqueue_job(job_type => 't_job', payload => '{"n": 1}') > 0, 'enqueue_job returns a new id');
@@ -136,7 +136,6 @@ select
     );
 
 -- bad input: a clear error, nothing written
-create temp table before_count as select pg_temp.job_count() as n;
 select throws_ok($$ select queue.enqueue_job('no_such_type') $$, '22023', 'unknown job type: no_such_type', 'unknown job type');
 select
     throws_ok(
@@ -191,7 +190,9 @@ select
         $$ select queue.enqueue_jobs('[{"job_type": "t_job"}, {"job_type": "t_job", "priority": "high"}]') $$,
         '22023', 'jobs[1]: priority must be an integer from 1 to 100, got "high"', 'the bad job''s position is named'
     );
-select is(pg_temp.job_count(), (select n from before_count), 'a rejected batch enqueues nothing, not even its good jobs');
+-- (no count check here: throws_ok runs each statement in a subtransaction that is always rolled
+-- back, so a count after it could not fail; a batch is one statement, and the errors above prove
+-- it is refused rather than partly applied)
 select
     throws_ok(
         $$ select queue.enqueue_jobs('[42]') $$,
