@@ -42,7 +42,8 @@ def test_a_job_for_later_wakes_nobody(queues: str) -> None:
         psycopg.connect(queues, autocommit=True) as client,
     ):
         listener.execute("listen kyu_jobs")
-        client.execute("select queue.enqueue_job('t_wake_a_job', run_at => now() + interval '1 hour')")
+        client.execute("select queue.enqueue_job('t_wake_a_job',"
+                       " run_at => now() + interval '1 hour')")
         assert received(listener) == []
         client.execute("select queue.enqueue_job('t_wake_b_job')")  # the listener still works
         assert received(listener) == ["t_wake_b"]
