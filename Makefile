@@ -16,7 +16,7 @@ WORKER_ARGS ?=
 HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
-	queue-dead-letter demo test test-sql test-py lint check-functions bench clean
+	queue-dead-letter demo test test-sql test-py test-mutations lint check-functions bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ test-py: migrate $(STAMP)/venv ## pytest against the real database
 	DATABASE_URL="$(DB_URL)" $(VENV)/bin/pytest -q
 
 test: deps lint check-functions test-sql test-py ## everything CI runs
+
+test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml and check its tests catch it
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
 bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make test)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py

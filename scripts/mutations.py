@@ -25,6 +25,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -98,7 +99,10 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 
 def db_url(name: str) -> str:
-    return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+    """ADMIN_URL with another database, as a URL (pg_prove passes -d on to psql only as a name
+    or URL, not as a key=value string)."""
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def build_mutant_db(scratch: Path) -> None:
