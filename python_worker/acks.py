@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
+from .backoff import Backoff
 from .db import CONNECTION_ERRORS, Database, Failure
-from .upkeep import Backoff
 
 if TYPE_CHECKING:
     from .worker import Running

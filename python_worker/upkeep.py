@@ -1,4 +1,4 @@
-"""A worker's upkeep beside the claim loop: reconnect backoff, heartbeats, resource limits.
+"""A worker's upkeep beside the claim loop: heartbeats and resource limits.
 
 Heartbeats extend the lease of every running job past a third of its lease (and refresh the
 worker's session row); the resource monitor pauses claiming while the process RSS or the
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -18,28 +17,13 @@ from typing import TYPE_CHECKING
 import psutil
 
 from . import metrics
+from .backoff import Backoff
 from .db import CONNECTION_ERRORS
 
 if TYPE_CHECKING:
     from .worker import Worker
 
 log = logging.getLogger("python_worker.worker")
-
-
-class Backoff:
-    """Reconnect delays: 0.1 s doubling to ``cap``, with jitter."""
-
-    def __init__(self, cap: float = 5.0) -> None:
-        self.cap = cap
-        self.n = 0
-
-    def next(self) -> float:
-        delay = min(self.cap, 0.1 * (2**self.n))
-        self.n = min(self.n + 1, 10)
-        return delay * random.uniform(0.75, 1.25)
-
-    def reset(self) -> None:
-        self.n = 0
 
 
 async def heartbeat_loop(w: Worker) -> None:

@@ -19,12 +19,13 @@ from typing import Any
 
 from . import execution, metrics
 from .acks import Acknowledger
+from .backoff import Backoff
 from .config import Settings
 from .context import JobContext
 from .db import CONNECTION_ERRORS, ClaimedRow, Database, Listener, SyncTransactions
 from .registry import Handler, Registry
 from .registry import registry as default_registry
-from .upkeep import Backoff, heartbeat_loop, resource_loop
+from .upkeep import heartbeat_loop, resource_loop
 
 log = logging.getLogger("python_worker.worker")
 joblog = logging.getLogger("python_worker.job")
