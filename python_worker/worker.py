@@ -22,32 +22,14 @@ from .acks import Acknowledger
 from .backoff import Backoff
 from .config import Settings
 from .context import JobContext
-from .db import CONNECTION_ERRORS, ClaimedRow, Database, Listener, SyncTransactions
+from .db import CONNECTION_ERRORS, ClaimedJob, Database, Listener, SyncTransactions
 from .registry import Handler, Registry
 from .registry import registry as default_registry
+from .running import Running
 from .upkeep import heartbeat_loop, resource_loop
 
 log = logging.getLogger("python_worker.worker")
 joblog = logging.getLogger("python_worker.job")
-
-
-class Running:
-    """One attempt in flight."""
-
-    __slots__ = (
-        "id", "job_type", "queue_name", "attempt", "lease_seconds", "timeout", "deadline",
-        "started", "renewed", "task", "done", "metrics",
-    )
-
-    def __init__(self, row: ClaimedRow, timeout: float, now: float) -> None:
-        self.id, self.job_type, self.queue_name, _, self.attempt, _, self.lease_seconds = row
-        self.timeout = timeout
-        self.deadline = now + timeout
-        self.started = now
-        self.renewed = now
-        self.task: Any = None
-        self.done = False
-        self.metrics = metrics.for_type(self.job_type)
 
 
 class Worker:
@@ -254,7 +236,7 @@ class Worker:
             t0 = time.perf_counter()
             self.reserved += want
             try:
-                rows = await self.db.claim(
+                jobs = await self.db.claim(
                     self.worker_id, want, queues, self.job_types, self.s.lease_seconds
                 )
             except CONNECTION_ERRORS as exc:
@@ -277,13 +259,13 @@ class Worker:
                 log.info("database reachable again")
                 backoff.reset()
             metrics.DB_UP.set(1)
-            if rows and self.stopping:  # stopped while claiming: give these back at once
-                await self._release_quietly([r[0] for r in rows])
+            if jobs and self.stopping:  # stopped while claiming: give these back at once
+                await self._release_quietly([j.id for j in jobs])
                 return
-            if rows:
-                self._dispatch(rows)
+            if jobs:
+                self._dispatch(jobs)
             now = time.monotonic()
-            if len(rows) == want:
+            if len(jobs) == want:
                 last_full = now
                 if want == free and self.limit < self.hi:  # backlog beyond capacity: grow
                     self.limit = min(self.hi, max(self.limit + 1, self.limit * 3 // 2))
@@ -294,7 +276,7 @@ class Worker:
                 metrics.CONCURRENCY.set(self.limit)
                 last_full = now
             if self.drain:
-                if not rows and quiet:
+                if not jobs and quiet:
                     log.info("nothing due: drained")
                     self.stopping = True
                     self.stop_event.set()
@@ -340,13 +322,13 @@ class Worker:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _dispatch(self, rows: list[ClaimedRow]) -> None:
+    def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         now = time.monotonic()
         loop = self.loop
         started: dict[metrics.TypeMetrics, int] = {}
-        for row in rows:
-            h = self.registry.get(row[1])
-            r = Running(row, (h.timeout if h and h.timeout else row[6]) or 300, now)
+        for job in jobs:
+            h = self.registry.get(job.job_type)
+            r = Running(job, (h.timeout if h and h.timeout else job.lease_seconds) or 300, now)
             self.inflight[r.id] = r
             started[r.metrics] = started.get(r.metrics, 0) + 1
             if self.log_jobs:
@@ -359,12 +341,12 @@ class Worker:
                 self._finished(r, ("fail", f"no handler for job type {r.job_type} in worker "
                                           f"{self.worker_id}", True, None))
                 continue
-            ctx = self._context(r, row, h) if h.wants_ctx or h.transaction else None
+            ctx = self._context(r, job, h) if h.wants_ctx or h.transaction else None
             if h.is_async:
-                r.task = loop.create_task(self._run_async(r, h, row[3], ctx))
+                r.task = loop.create_task(self._run_async(r, h, job.payload, ctx))
             else:
                 fut = loop.run_in_executor(
-                    self.executor, execution.run_sync, h, row[3], ctx, self.sync_tx
+                    self.executor, execution.run_sync, h, job.payload, ctx, self.sync_tx
                 )
                 r.task = fut
                 fut.add_done_callback(lambda f, r=r: self._sync_done(r, f))
@@ -372,10 +354,10 @@ class Worker:
             m.started.inc(n)
         metrics.IN_FLIGHT.set(len(self.inflight))
 
-    def _context(self, r: Running, row: ClaimedRow, h: Handler) -> JobContext:
+    def _context(self, r: Running, job: ClaimedJob, h: Handler) -> JobContext:
         return JobContext(
             id=r.id, job_type=r.job_type, queue_name=r.queue_name, attempt=r.attempt,
-            max_attempts=row[5], worker_id=self.worker_id, lease_seconds=r.lease_seconds,
+            max_attempts=job.max_attempts, worker_id=self.worker_id, lease_seconds=r.lease_seconds,
             _progress=self._progress_threadsafe,
             _connect=None if h.is_async else self._sync_connect,
         )
