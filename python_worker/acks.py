@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 from . import metrics
 from .backoff import Backoff
 from .db import CONNECTION_ERRORS, Database, FailedAttempt
+from .outcomes import Failed
 from .running import Running
 
 log = logging.getLogger("python_worker.worker")
@@ -46,10 +46,9 @@ class Acknowledger:
         self.acks.append((r, result_json))
         self.event.set()
 
-    def fail(
-        self, r: Running, error: str, retryable: bool, retry_at: datetime | None
-    ) -> None:
-        self.fails.append((FailedAttempt(r.id, error, retryable, retry_at, r.attempt), r))
+    def fail(self, r: Running, failed: Failed) -> None:
+        attempt = FailedAttempt(r.id, failed.error, failed.retryable, failed.retry_at, r.attempt)
+        self.fails.append((attempt, r))
         self.event.set()
 
     def report_progress(self, job_id: int, progress: Any) -> None:

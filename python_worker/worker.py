@@ -23,6 +23,7 @@ from .backoff import Backoff
 from .config import Settings
 from .context import JobContext
 from .db import CONNECTION_ERRORS, ClaimedJob, Database, Listener, SyncTransactions
+from .outcomes import Completed, CompletedInTransaction, Failed, Outcome
 from .registry import Handler, Registry
 from .registry import registry as default_registry
 from .running import Running
@@ -338,8 +339,8 @@ class Worker:
                            "attempt": r.attempt},
                 )
             if h is None:
-                self._finished(r, ("fail", f"no handler for job type {r.job_type} in worker "
-                                          f"{self.worker_id}", True, None))
+                self._finished(r, Failed(f"no handler for job type {r.job_type} in worker "
+                                         f"{self.worker_id}"))
                 continue
             ctx = self._context(r, job, h) if h.wants_ctx or h.transaction else None
             if h.is_async:
@@ -370,7 +371,7 @@ class Worker:
             try:
                 result = await h.func(raw)
                 rj = None if result is None else execution.result_json(result)
-                outcome: tuple[Any, ...] = ("ok", rj)
+                outcome: Outcome = Completed(rj)
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
@@ -382,44 +383,45 @@ class Worker:
         except asyncio.CancelledError:
             return
         except Exception as exc:  # noqa: BLE001 - e.g. no connection for ctx.connection
-            outcome = ("fail", execution.short_traceback(exc), True, None)
+            outcome = execution.handler_crashed(exc)
         self._finished(r, outcome)
 
-    def _sync_done(self, r: Running, fut: Any) -> None:
+    def _sync_done(self, r: Running, fut: asyncio.Future[Outcome]) -> None:
         if fut.cancelled():
             return
         exc = fut.exception()
-        outcome = (fut.result() if exc is None
-                   else ("fail", execution.short_traceback(exc), True, None))
+        outcome = fut.result() if exc is None else execution.handler_crashed(exc)
         self._finished(r, outcome)
 
-    def _finished(self, r: Running, outcome: tuple[Any, ...]) -> None:
+    def _finished(self, r: Running, outcome: Outcome) -> None:
         if r.done:
             return  # timed out or released meanwhile
         r.done = True
         self.inflight.pop(r.id, None)
         elapsed = time.monotonic() - r.started
         r.metrics.run_time.observe(elapsed)
-        kind = outcome[0]
-        if kind == "ok":
-            self.acker.ok(r, outcome[1])
-        elif kind == "tx":
-            if outcome[1]:
-                r.metrics.completed.inc()
-                self.counts["completed"] += 1
-            else:
-                log.warning("job %d: lease lost before its transaction committed; rolled back",
-                            r.id)
-        else:
-            self.acker.fail(r, outcome[1], outcome[2], outcome[3])
-            r.metrics.failed.inc()
-            self.counts["failed"] += 1
+        match outcome:
+            case Completed(result_json):
+                self.acker.ok(r, result_json)
+                status, reason = "completed", ""
+            case CompletedInTransaction(committed):
+                if committed:
+                    r.metrics.completed.inc()
+                    self.counts["completed"] += 1
+                else:
+                    log.warning("job %d: lease lost before its transaction committed; "
+                                "rolled back", r.id)
+                status, reason = "completed", ""  # as logged before: the attempt did finish
+            case Failed(error, retryable):
+                self.acker.fail(r, outcome)
+                r.metrics.failed.inc()
+                self.counts["failed"] += 1
+                status = "failed" if retryable else "failed permanently"
+                reason = ": " + error.split("\n", 1)[0]
         if self.log_jobs:
-            status = ("completed" if kind != "fail"
-                      else "failed" if outcome[2] else "failed permanently")
             joblog.info(
                 "job %d %s attempt %d %s in %.1f ms%s", r.id, r.job_type, r.attempt, status,
-                elapsed * 1000, "" if kind != "fail" else ": " + outcome[1].split("\n", 1)[0],
+                elapsed * 1000, reason,
                 extra={"event": "finish", "job_id": r.id, "job_type": r.job_type,
                        "attempt": r.attempt, "status": status,
                        "duration_ms": round(elapsed * 1000, 3)},
@@ -432,10 +434,7 @@ class Worker:
             now = time.monotonic()
             late = [r for r in self.inflight.values() if r.deadline <= now and not r.done]
             for r in late:
-                t = r.timeout
-                self._finished(
-                    r, ("fail", f"timed out after {t:g}s", True, None)
-                )
+                self._finished(r, execution.timed_out(r.timeout))
                 if isinstance(r.task, asyncio.Task):
                     r.task.cancel()
 
