@@ -100,9 +100,16 @@ class Worker:
         )
         tasks = [
             loop.create_task(self.acker.run(), name="acker"),
-            loop.create_task(heartbeat_loop(self), name="heartbeat"),
+            loop.create_task(
+                heartbeat_loop(self.db, self.worker_id, self.s.heartbeat_interval,
+                               self.inflight.values, self._session),
+                name="heartbeat",
+            ),
             loop.create_task(self._watchdog(), name="watchdog"),
-            loop.create_task(resource_loop(self), name="resources"),
+            loop.create_task(
+                resource_loop(self.s.max_rss_mb, self.s.max_load, self._set_throttled),
+                name="resources",
+            ),
         ]
         if not self.drain:
             tasks.append(loop.create_task(self._listen(), name="listen"))
@@ -125,6 +132,18 @@ class Worker:
         self.stop_event.set()
         self.wake.set()
         self.slot_free.set()
+
+    def _session(self) -> dict[str, Any]:
+        """What the heartbeat stores in this worker's ``queue.worker_sessions`` row."""
+        return {"job_types": self.job_types, "queues": self.s.queues,
+                "concurrency": self.limit, "in_flight": len(self.inflight),
+                "throttled": self.throttled}
+
+    def _set_throttled(self, throttled: bool) -> None:
+        """The resource monitor's verdict; lifting it wakes the claim loop at once."""
+        self.throttled = throttled
+        if not throttled:
+            self.wake.set()
 
     async def _register_types(self) -> None:
         specs = [
