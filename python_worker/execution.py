@@ -1,7 +1,19 @@
 """Running one attempt: validate the payload, call the handler, turn what happened into an outcome.
 
 The outcome (``outcomes.Completed``, ``CompletedInTransaction`` or ``Failed``) is what the
-worker loop acknowledges.
+worker loop acknowledges. A handler exception becomes ``Failed`` by this duck-typed protocol, so
+that an application's own errors need no import from (or into) the engine:
+
+- ``RetryLater(at)``: retryable, retry at ``at``.
+- ``PermanentError`` (and subclasses), or any exception with an attribute ``permanent`` that
+  ``is True``: not retryable, the job goes to the dead letter at once; the error is
+  ``Type: message``.
+- any other exception with a tz-aware ``datetime`` attribute ``retry_at``: retryable, retry at
+  that time (a naive or non-datetime ``retry_at`` is ignored: the queue's backoff applies).
+- anything else: retryable after the queue's backoff; the error is ``Type: message`` plus a
+  short traceback.
+
+A payload that does not validate against the handler's model is not retryable.
 """
 
 from __future__ import annotations
@@ -20,22 +32,6 @@ from .db import Database, SyncTransactions
 from .outcomes import Completed, CompletedInTransaction, Failed, Outcome
 from .registry import Handler
 
-ErrorClasses = tuple[type[BaseException], ...]
-_service_errors: tuple[ErrorClasses, ErrorClasses] | None = None
-
-
-def _service_error_classes() -> tuple[ErrorClasses, ErrorClasses]:
-    """(permanent, retryable) classes of python_worker.adapters.errors, imported lazily."""
-    global _service_errors
-    if _service_errors is None:
-        try:
-            from .adapters import errors as e  # noqa: PLC0415 - optional sibling package
-
-            _service_errors = ((e.PermanentServiceError,), (e.RetryableServiceError,))
-        except Exception:  # noqa: BLE001 - absent or broken: duck typing still applies
-            _service_errors = ((), ())
-    return _service_errors
-
 
 def short_traceback(exc: BaseException, frames: int = 6, limit: int = 4000) -> str:
     tb = "".join(traceback.format_tb(exc.__traceback__, limit=-frames)).rstrip()
@@ -46,15 +42,10 @@ def short_traceback(exc: BaseException, frames: int = 6, limit: int = 4000) -> s
 
 
 def classify(exc: BaseException) -> Failed:
-    """A handler's exception as a failure."""
+    """A handler's exception as a failure, by the protocol in the module docstring."""
     if isinstance(exc, RetryLater):
         return Failed(f"RetryLater: {exc}", True, exc.at)
-    permanent_cls, _ = _service_error_classes()
-    if (
-        isinstance(exc, PermanentError)
-        or (permanent_cls and isinstance(exc, permanent_cls))
-        or getattr(exc, "permanent", False) is True
-    ):
+    if isinstance(exc, PermanentError) or getattr(exc, "permanent", False) is True:
         return Failed(f"{type(exc).__name__}: {exc}"[:4000], False, None)
     retry_at = getattr(exc, "retry_at", None)
     if not isinstance(retry_at, datetime) or retry_at.tzinfo is None:
