@@ -10,6 +10,7 @@ Every queue decision stays in SQL; the worker never retries or dead-letters on i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -369,7 +370,7 @@ class Worker:
                     self.executor, execution.run_sync, h, job.payload, ctx, self.sync_tx
                 )
                 r.task = fut
-                fut.add_done_callback(lambda f, r=r: self._sync_done(r, f))
+                fut.add_done_callback(functools.partial(self._sync_done, r))
         for m, n in started.items():
             m.started.inc(n)
         metrics.IN_FLIGHT.set(len(self.inflight))
