@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import metrics
-from .db import CONNECTION_ERRORS, Database, Failure
-from .upkeep import Backoff
-
-if TYPE_CHECKING:
-    from .worker import Running
+from .backoff import Backoff
+from .db import CONNECTION_ERRORS, Database, FailedAttempt
+from .outcomes import Failed
+from .running import Running
 
 log = logging.getLogger("python_worker.worker")
 
@@ -32,8 +31,9 @@ class Acknowledger:
         self.db = db
         self.worker_id = worker_id
         self.counts = counts
-        self.acks: list[tuple[int, str | None, int, Running]] = []
-        self.fails: list[tuple[Failure, Running]] = []
+        # (the attempt, its result as JSON): plain pairs, they never leave this module
+        self.acks: list[tuple[Running, str | None]] = []
+        self.fails: list[tuple[FailedAttempt, Running]] = []
         self.progress: dict[int, Any] = {}
         self.flushing = False
         self.event = asyncio.Event()
@@ -42,12 +42,13 @@ class Acknowledger:
     def idle(self) -> bool:
         return not (self.acks or self.fails or self.flushing)
 
-    def ok(self, r: Running, result: str | None) -> None:
-        self.acks.append((r.id, result, r.attempt, r))
+    def ok(self, r: Running, result_json: str | None) -> None:
+        self.acks.append((r, result_json))
         self.event.set()
 
-    def fail(self, r: Running, error: str, retryable: bool, retry_at: Any) -> None:
-        self.fails.append(((r.id, error, retryable, retry_at, r.attempt), r))
+    def fail(self, r: Running, failed: Failed) -> None:
+        attempt = FailedAttempt(r.id, failed.error, failed.retryable, failed.retry_at, r.attempt)
+        self.fails.append((attempt, r))
         self.event.set()
 
     def report_progress(self, job_id: int, progress: Any) -> None:
@@ -81,13 +82,15 @@ class Acknowledger:
                 finally:
                     self.flushing = False
 
-    async def _send(self, acks: list[Any], fails: list[Any]) -> None:
+    async def _send(
+        self, acks: list[tuple[Running, str | None]], fails: list[tuple[FailedAttempt, Running]]
+    ) -> None:
         # integer arrays as array literals: cheaper to build than psycopg's list dumping
-        ids = "{" + ",".join([str(a[0]) for a in acks]) + "}" if acks else ""
-        results: list[str | None] | None = [a[1] for a in acks]
-        if not any(r is not None for r in results or ()):
+        ids = "{" + ",".join([str(r.id) for r, _ in acks]) + "}" if acks else ""
+        results: list[str | None] | None = [rj for _, rj in acks]
+        if not any(rj is not None for rj in results or ()):
             results = None
-        attempts = "{" + ",".join([str(a[2]) for a in acks]) + "}"
+        attempts = "{" + ",".join([str(r.attempt) for r, _ in acks]) + "}"
         progress, self.progress = self.progress, {}
         try:
             done, statuses = await self.db.finish(
@@ -97,8 +100,8 @@ class Acknowledger:
             self.progress = progress | self.progress
             raise
         by_type: dict[metrics.TypeMetrics, int] = {}
-        for a in acks:
-            m = a[3].metrics
+        for r, _ in acks:
+            m = r.metrics
             by_type[m] = by_type.get(m, 0) + 1
         for m, n in by_type.items():
             m.completed.inc(n)
@@ -111,7 +114,7 @@ class Acknowledger:
                 r.metrics.dead.inc()
                 self.counts["dead"] += 1
             elif status is None:
-                log.warning("job %d: failure not recorded, lease lost", failure[0])
+                log.warning("job %d: failure not recorded, lease lost", failure.job_id)
 
     async def flush_all(self, timeout: float = 30.0) -> None:
         until = time.monotonic() + timeout

@@ -15,7 +15,8 @@ import math
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -36,8 +37,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 CLAIM_SQL = (
-    "select id, job_type, queue_name, payload, attempt, max_attempts, lease_seconds "
-    "from queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
+    "select id, job_type, queue_name, payload, attempt, max_attempts, priority,"
+    " lease_expires_at, lease_seconds, owner_id, created_at"
+    " from queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
 )
 COMPLETE_SQL = "select queue.complete_jobs(%s::bigint[], %s, %s::jsonb[], %s::int[])"
 COMPLETE_ONE_SQL = "select queue.complete_job(%s, %s, %s::jsonb, %s)"
@@ -46,10 +48,31 @@ HEARTBEAT_SQL = "select queue.heartbeat(%s, %s::bigint[], %s, %s, %s::jsonb)"
 RELEASE_SQL = "select queue.release_jobs(%s, %s::bigint[])"
 PROGRESS_SQL = "select queue.report_progress(%s, %s, %s::jsonb)"
 
-# (id, job_type, queue_name, payload, attempt, max_attempts, lease_seconds)
-ClaimedRow = tuple[int, str, str, Any, int, int, int]
-# (job_id, error, retryable, retry_at, attempt)
-Failure = tuple[int, str, bool, datetime | None, int]
+
+class ClaimedJob(NamedTuple):
+    """One row of ``queue.claim_jobs`` (the SQL type ``queue.claimed_job``), columns in order."""
+
+    id: int
+    job_type: str
+    queue_name: str
+    payload: Any
+    attempt: int  # the attempt this claim runs, 1-based
+    max_attempts: int
+    priority: int
+    lease_expires_at: datetime
+    lease_seconds: int
+    owner_id: UUID | None
+    created_at: datetime
+
+
+class FailedAttempt(NamedTuple):
+    """The arguments of one ``queue.fail_job`` call (fenced by worker id and ``attempt``)."""
+
+    job_id: int
+    error: str
+    retryable: bool
+    retry_at: datetime | None
+    attempt: int
 
 
 _decoder = json.JSONDecoder()
@@ -138,13 +161,14 @@ class Database:
         queues: Sequence[str] | None,
         job_types: Sequence[str] | None,
         lease_seconds: int | None,
-    ) -> list[ClaimedRow]:
+    ) -> list[ClaimedJob]:
         async with self.claim_pool.connection() as conn:
             cur = await conn.execute(
                 CLAIM_SQL,
                 (worker_id, batch_size, queues or None, job_types or None, lease_seconds),
             )
-            return await cur.fetchall()  # type: ignore[return-value]
+            make = ClaimedJob._make
+            return [make(row) for row in await cur.fetchall()]
 
     async def finish(
         self,
@@ -152,7 +176,7 @@ class Database:
         ids: list[int] | str,
         results: list[str | None] | None,
         attempts: list[int] | str,
-        failures: list[Failure],
+        failures: list[FailedAttempt],
         progress: dict[int, Any] | None = None,
     ) -> tuple[int, list[str | None]]:
         """Stores pending ``progress``, completes ``ids`` in one statement and records
@@ -167,8 +191,10 @@ class Database:
                 if ids:
                     cur_c = await conn.execute(COMPLETE_SQL, (ids, worker_id, results, attempts))
                 fail_curs = [
-                    await conn.execute(FAIL_SQL, (job_id, worker_id, error, retryable, at, attempt))
-                    for job_id, error, retryable, at, attempt in failures
+                    await conn.execute(
+                        FAIL_SQL, (f.job_id, worker_id, f.error, f.retryable, f.retry_at, f.attempt)
+                    )
+                    for f in failures
                 ]
             if cur_c is not None:
                 row = await cur_c.fetchone()

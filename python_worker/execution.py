@@ -1,9 +1,19 @@
 """Running one attempt: validate the payload, call the handler, turn what happened into an outcome.
 
-An outcome is a tuple the loop acknowledges:
-    ("ok", result_json)                  complete (batched through queue.complete_jobs)
-    ("tx", committed)                    completed (or not) inside the handler's transaction
-    ("fail", error, retryable, retry_at) queue.fail_job
+The outcome (``outcomes.Completed``, ``CompletedInTransaction`` or ``Failed``) is what the
+worker loop acknowledges. A handler exception becomes ``Failed`` by this duck-typed protocol, so
+that an application's own errors need no import from (or into) the engine:
+
+- ``RetryLater(at)``: retryable, retry at ``at``.
+- ``PermanentError`` (and subclasses), or any exception with an attribute ``permanent`` that
+  ``is True``: not retryable, the job goes to the dead letter at once; the error is
+  ``Type: message``.
+- any other exception with a tz-aware ``datetime`` attribute ``retry_at``: retryable, retry at
+  that time (a naive or non-datetime ``retry_at`` is ignored: the queue's backoff applies).
+- anything else: retryable after the queue's backoff; the error is ``Type: message`` plus a
+  short traceback.
+
+A payload that does not validate against the handler's model is not retryable.
 """
 
 from __future__ import annotations
@@ -14,28 +24,13 @@ import traceback
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from pydantic import BaseModel, ValidationError
 
 from .context import JobContext, PermanentError, RetryLater
+from .db import Database, SyncTransactions
+from .outcomes import Completed, CompletedInTransaction, Failed, Outcome
 from .registry import Handler
-
-Outcome = tuple[Any, ...]
-
-ErrorClasses = tuple[type[BaseException], ...]
-_service_errors: tuple[ErrorClasses, ErrorClasses] | None = None
-
-
-def _service_error_classes() -> tuple[ErrorClasses, ErrorClasses]:
-    """(permanent, retryable) classes of python_worker.adapters.errors, imported lazily."""
-    global _service_errors
-    if _service_errors is None:
-        try:
-            from .adapters import errors as e  # noqa: PLC0415 - optional sibling package
-
-            _service_errors = ((e.PermanentServiceError,), (e.RetryableServiceError,))
-        except Exception:  # noqa: BLE001 - absent or broken: duck typing still applies
-            _service_errors = ((), ())
-    return _service_errors
 
 
 def short_traceback(exc: BaseException, frames: int = 6, limit: int = 4000) -> str:
@@ -46,25 +41,33 @@ def short_traceback(exc: BaseException, frames: int = 6, limit: int = 4000) -> s
     return text[:limit]
 
 
-def classify(exc: BaseException) -> Outcome:
-    """Handler exception -> ("fail", error, retryable, retry_at)."""
+def classify(exc: BaseException) -> Failed:
+    """A handler's exception as a failure, by the protocol in the module docstring."""
     if isinstance(exc, RetryLater):
-        return ("fail", f"RetryLater: {exc}", True, exc.at)
-    permanent_cls, _ = _service_error_classes()
-    if (
-        isinstance(exc, PermanentError)
-        or (permanent_cls and isinstance(exc, permanent_cls))
-        or getattr(exc, "permanent", False) is True
-    ):
-        return ("fail", f"{type(exc).__name__}: {exc}"[:4000], False, None)
+        return Failed(f"RetryLater: {exc}", True, exc.at)
+    if isinstance(exc, PermanentError) or getattr(exc, "permanent", False) is True:
+        return Failed(f"{type(exc).__name__}: {exc}"[:4000], False, None)
     retry_at = getattr(exc, "retry_at", None)
     if not isinstance(retry_at, datetime) or retry_at.tzinfo is None:
         retry_at = None
-    return ("fail", short_traceback(exc), True, retry_at)
+    return Failed(short_traceback(exc), True, retry_at)
 
 
-def invalid_payload(job_type: str, exc: ValidationError) -> Outcome:
-    return ("fail", f"invalid payload for {job_type}: {exc}"[:4000], False, None)
+def invalid_payload(job_type: str, exc: ValidationError) -> Failed:
+    return Failed(f"invalid payload for {job_type}: {exc}"[:4000], False, None)
+
+
+def handler_crashed(exc: BaseException) -> Failed:
+    """An error outside the handler's own code (the thread pool, the transaction pool)."""
+    return Failed(short_traceback(exc), True, None)
+
+
+def timed_out(seconds: float) -> Failed:
+    return Failed(f"timed out after {seconds:g}s", True, None)
+
+
+def _transaction_failed(exc: BaseException) -> Failed:
+    return Failed(f"completing transaction failed: {short_traceback(exc)}", True, None)
 
 
 def result_json(result: Any) -> str | None:
@@ -76,8 +79,10 @@ def result_json(result: Any) -> str | None:
     return json.dumps(result, default=str)
 
 
-def run_sync(h: Handler, raw: Any, ctx: JobContext | None, tx: Any) -> Outcome:
-    """Runs a sync handler (in a worker thread). ``tx`` is db.SyncTransactions."""
+def run_sync(
+    h: Handler, raw: Any, ctx: JobContext | None, tx: SyncTransactions
+) -> Outcome:
+    """Runs a sync handler (in a worker thread)."""
     try:
         payload = h.payload(raw)
     except ValidationError as exc:
@@ -91,21 +96,22 @@ def run_sync(h: Handler, raw: Any, ctx: JobContext | None, tx: Any) -> Outcome:
         return classify(exc)
     if ctx is not None and ctx._conn is not None:
         try:
-            return ("tx", tx.end(ctx._conn, (ctx.id, ctx.worker_id, rj, ctx.attempt)))
+            committed = tx.end(ctx._conn, (ctx.id, ctx.worker_id, rj, ctx.attempt))
+            return CompletedInTransaction(committed)
         except Exception as exc:  # noqa: BLE001 - commit state unknown: fail_job is fenced
-            return ("fail", f"completing transaction failed: {short_traceback(exc)}", True, None)
-    return ("ok", rj)
+            return _transaction_failed(exc)
+    return Completed(rj)
 
 
-def _end_quietly(tx: Any, conn: Any) -> None:
+def _end_quietly(tx: SyncTransactions, conn: psycopg.Connection[Any]) -> None:
     try:
         tx.end(conn, None)
     except Exception:  # noqa: BLE001 - the rollback of a broken connection
         pass
 
 
-async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Any) -> Outcome:
-    """Runs an async handler on the event loop. ``db`` is db.Database."""
+async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Database) -> Outcome:
+    """Runs an async handler on the event loop."""
     try:
         payload = h.payload(raw)
     except ValidationError as exc:
@@ -129,14 +135,15 @@ async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Any) -> Ou
         try:
             assert ctx is not None
             ok = await db.end_job_transaction(conn, (ctx.id, ctx.worker_id, rj, ctx.attempt))
-            return ("tx", ok)
-        except Exception as exc:  # noqa: BLE001
-            return ("fail", f"completing transaction failed: {short_traceback(exc)}", True, None)
-    return ("ok", rj)
+            return CompletedInTransaction(ok)
+        except Exception as exc:  # noqa: BLE001 - commit state unknown: fail_job is fenced
+            return _transaction_failed(exc)
+    return Completed(rj)
 
 
-async def _aend_quietly(db: Any, conn: Any) -> None:
+
+async def _aend_quietly(db: Database, conn: psycopg.AsyncConnection[Any]) -> None:
     try:
         await db.end_job_transaction(conn, None)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the rollback of a broken connection
         pass

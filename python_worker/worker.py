@@ -10,6 +10,7 @@ Every queue decision stays in SQL; the worker never retries or dead-letters on i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -19,34 +20,18 @@ from typing import Any
 
 from . import execution, metrics
 from .acks import Acknowledger
+from .backoff import Backoff
 from .config import Settings
 from .context import JobContext
-from .db import CONNECTION_ERRORS, ClaimedRow, Database, Listener, SyncTransactions
+from .db import CONNECTION_ERRORS, ClaimedJob, Database, Listener, SyncTransactions
+from .outcomes import Completed, CompletedInTransaction, Failed, Outcome
 from .registry import Handler, Registry
 from .registry import registry as default_registry
-from .upkeep import Backoff, heartbeat_loop, resource_loop
+from .running import Running
+from .upkeep import heartbeat_loop, resource_loop
 
 log = logging.getLogger("python_worker.worker")
 joblog = logging.getLogger("python_worker.job")
-
-
-class Running:
-    """One attempt in flight."""
-
-    __slots__ = (
-        "id", "job_type", "queue_name", "attempt", "lease_seconds", "timeout", "deadline",
-        "started", "renewed", "task", "done", "metrics",
-    )
-
-    def __init__(self, row: ClaimedRow, timeout: float, now: float) -> None:
-        self.id, self.job_type, self.queue_name, _, self.attempt, _, self.lease_seconds = row
-        self.timeout = timeout
-        self.deadline = now + timeout
-        self.started = now
-        self.renewed = now
-        self.task: Any = None
-        self.done = False
-        self.metrics = metrics.for_type(self.job_type)
 
 
 class Worker:
@@ -116,9 +101,16 @@ class Worker:
         )
         tasks = [
             loop.create_task(self.acker.run(), name="acker"),
-            loop.create_task(heartbeat_loop(self), name="heartbeat"),
+            loop.create_task(
+                heartbeat_loop(self.db, self.worker_id, self.s.heartbeat_interval,
+                               self.inflight.values, self._session),
+                name="heartbeat",
+            ),
             loop.create_task(self._watchdog(), name="watchdog"),
-            loop.create_task(resource_loop(self), name="resources"),
+            loop.create_task(
+                resource_loop(self.s.max_rss_mb, self.s.max_load, self._set_throttled),
+                name="resources",
+            ),
         ]
         if not self.drain:
             tasks.append(loop.create_task(self._listen(), name="listen"))
@@ -141,6 +133,18 @@ class Worker:
         self.stop_event.set()
         self.wake.set()
         self.slot_free.set()
+
+    def _session(self) -> dict[str, Any]:
+        """What the heartbeat stores in this worker's ``queue.worker_sessions`` row."""
+        return {"job_types": self.job_types, "queues": self.s.queues,
+                "concurrency": self.limit, "in_flight": len(self.inflight),
+                "throttled": self.throttled}
+
+    def _set_throttled(self, throttled: bool) -> None:
+        """The resource monitor's verdict; lifting it wakes the claim loop at once."""
+        self.throttled = throttled
+        if not throttled:
+            self.wake.set()
 
     async def _register_types(self) -> None:
         specs = [
@@ -253,7 +257,7 @@ class Worker:
             t0 = time.perf_counter()
             self.reserved += want
             try:
-                rows = await self.db.claim(
+                jobs = await self.db.claim(
                     self.worker_id, want, queues, self.job_types, self.s.lease_seconds
                 )
             except CONNECTION_ERRORS as exc:
@@ -276,13 +280,13 @@ class Worker:
                 log.info("database reachable again")
                 backoff.reset()
             metrics.DB_UP.set(1)
-            if rows and self.stopping:  # stopped while claiming: give these back at once
-                await self._release_quietly([r[0] for r in rows])
+            if jobs and self.stopping:  # stopped while claiming: give these back at once
+                await self._release_quietly([j.id for j in jobs])
                 return
-            if rows:
-                self._dispatch(rows)
+            if jobs:
+                self._dispatch(jobs)
             now = time.monotonic()
-            if len(rows) == want:
+            if len(jobs) == want:
                 last_full = now
                 if want == free and self.limit < self.hi:  # backlog beyond capacity: grow
                     self.limit = min(self.hi, max(self.limit + 1, self.limit * 3 // 2))
@@ -293,7 +297,7 @@ class Worker:
                 metrics.CONCURRENCY.set(self.limit)
                 last_full = now
             if self.drain:
-                if not rows and quiet:
+                if not jobs and quiet:
                     log.info("nothing due: drained")
                     self.stopping = True
                     self.stop_event.set()
@@ -339,13 +343,13 @@ class Worker:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _dispatch(self, rows: list[ClaimedRow]) -> None:
+    def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         now = time.monotonic()
         loop = self.loop
         started: dict[metrics.TypeMetrics, int] = {}
-        for row in rows:
-            h = self.registry.get(row[1])
-            r = Running(row, (h.timeout if h and h.timeout else row[6]) or 300, now)
+        for job in jobs:
+            h = self.registry.get(job.job_type)
+            r = Running(job, (h.timeout if h and h.timeout else job.lease_seconds) or 300, now)
             self.inflight[r.id] = r
             started[r.metrics] = started.get(r.metrics, 0) + 1
             if self.log_jobs:
@@ -355,26 +359,26 @@ class Worker:
                            "attempt": r.attempt},
                 )
             if h is None:
-                self._finished(r, ("fail", f"no handler for job type {r.job_type} in worker "
-                                          f"{self.worker_id}", True, None))
+                self._finished(r, Failed(f"no handler for job type {r.job_type} in worker "
+                                         f"{self.worker_id}"))
                 continue
-            ctx = self._context(r, row, h) if h.wants_ctx or h.transaction else None
+            ctx = self._context(r, job, h) if h.wants_ctx or h.transaction else None
             if h.is_async:
-                r.task = loop.create_task(self._run_async(r, h, row[3], ctx))
+                r.task = loop.create_task(self._run_async(r, h, job.payload, ctx))
             else:
                 fut = loop.run_in_executor(
-                    self.executor, execution.run_sync, h, row[3], ctx, self.sync_tx
+                    self.executor, execution.run_sync, h, job.payload, ctx, self.sync_tx
                 )
                 r.task = fut
-                fut.add_done_callback(lambda f, r=r: self._sync_done(r, f))
+                fut.add_done_callback(functools.partial(self._sync_done, r))
         for m, n in started.items():
             m.started.inc(n)
         metrics.IN_FLIGHT.set(len(self.inflight))
 
-    def _context(self, r: Running, row: ClaimedRow, h: Handler) -> JobContext:
+    def _context(self, r: Running, job: ClaimedJob, h: Handler) -> JobContext:
         return JobContext(
             id=r.id, job_type=r.job_type, queue_name=r.queue_name, attempt=r.attempt,
-            max_attempts=row[5], worker_id=self.worker_id, lease_seconds=r.lease_seconds,
+            max_attempts=job.max_attempts, worker_id=self.worker_id, lease_seconds=r.lease_seconds,
             _progress=self._progress_threadsafe,
             _connect=None if h.is_async else self._sync_connect,
         )
@@ -387,7 +391,7 @@ class Worker:
             try:
                 result = await h.func(raw)
                 rj = None if result is None else execution.result_json(result)
-                outcome: tuple[Any, ...] = ("ok", rj)
+                outcome: Outcome = Completed(rj)
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
@@ -399,44 +403,45 @@ class Worker:
         except asyncio.CancelledError:
             return
         except Exception as exc:  # noqa: BLE001 - e.g. no connection for ctx.connection
-            outcome = ("fail", execution.short_traceback(exc), True, None)
+            outcome = execution.handler_crashed(exc)
         self._finished(r, outcome)
 
-    def _sync_done(self, r: Running, fut: Any) -> None:
+    def _sync_done(self, r: Running, fut: asyncio.Future[Outcome]) -> None:
         if fut.cancelled():
             return
         exc = fut.exception()
-        outcome = (fut.result() if exc is None
-                   else ("fail", execution.short_traceback(exc), True, None))
+        outcome = fut.result() if exc is None else execution.handler_crashed(exc)
         self._finished(r, outcome)
 
-    def _finished(self, r: Running, outcome: tuple[Any, ...]) -> None:
+    def _finished(self, r: Running, outcome: Outcome) -> None:
         if r.done:
             return  # timed out or released meanwhile
         r.done = True
         self.inflight.pop(r.id, None)
         elapsed = time.monotonic() - r.started
         r.metrics.run_time.observe(elapsed)
-        kind = outcome[0]
-        if kind == "ok":
-            self.acker.ok(r, outcome[1])
-        elif kind == "tx":
-            if outcome[1]:
-                r.metrics.completed.inc()
-                self.counts["completed"] += 1
-            else:
-                log.warning("job %d: lease lost before its transaction committed; rolled back",
-                            r.id)
-        else:
-            self.acker.fail(r, outcome[1], outcome[2], outcome[3])
-            r.metrics.failed.inc()
-            self.counts["failed"] += 1
+        match outcome:
+            case Completed(result_json):
+                self.acker.ok(r, result_json)
+                status, reason = "completed", ""
+            case CompletedInTransaction(committed):
+                if committed:
+                    r.metrics.completed.inc()
+                    self.counts["completed"] += 1
+                else:
+                    log.warning("job %d: lease lost before its transaction committed; "
+                                "rolled back", r.id)
+                status, reason = "completed", ""  # as logged before: the attempt did finish
+            case Failed(error, retryable):
+                self.acker.fail(r, outcome)
+                r.metrics.failed.inc()
+                self.counts["failed"] += 1
+                status = "failed" if retryable else "failed permanently"
+                reason = ": " + error.split("\n", 1)[0]
         if self.log_jobs:
-            status = ("completed" if kind != "fail"
-                      else "failed" if outcome[2] else "failed permanently")
             joblog.info(
                 "job %d %s attempt %d %s in %.1f ms%s", r.id, r.job_type, r.attempt, status,
-                elapsed * 1000, "" if kind != "fail" else ": " + outcome[1].split("\n", 1)[0],
+                elapsed * 1000, reason,
                 extra={"event": "finish", "job_id": r.id, "job_type": r.job_type,
                        "attempt": r.attempt, "status": status,
                        "duration_ms": round(elapsed * 1000, 3)},
@@ -449,10 +454,7 @@ class Worker:
             now = time.monotonic()
             late = [r for r in self.inflight.values() if r.deadline <= now and not r.done]
             for r in late:
-                t = r.timeout
-                self._finished(
-                    r, ("fail", f"timed out after {t:g}s", True, None)
-                )
+                self._finished(r, execution.timed_out(r.timeout))
                 if isinstance(r.task, asyncio.Task):
                     r.task.cancel()
 

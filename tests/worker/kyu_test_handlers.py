@@ -1,4 +1,7 @@
-"""Handlers the worker tests run, in-process and in worker subprocesses (--handlers)."""
+"""Handlers the worker tests run, in-process and in worker subprocesses (--handlers).
+
+Engine only: the exceptions below stand in for an application's own errors, so the tests prove
+the duck-typed protocol of ``python_worker.execution`` without importing any application."""
 
 from __future__ import annotations
 
@@ -11,7 +14,21 @@ from typing import Any
 from pydantic import BaseModel
 
 from python_worker import JobContext, PermanentError, RetryLater, handler
-from python_worker.adapters.errors import PermanentServiceError
+
+
+class CredentialsRevoked(PermanentError):
+    """An application's permanent error, as a subclass of the engine's PermanentError."""
+
+
+class Throttled(Exception):
+    """Duck-typed: an exception with ``retry_at`` / ``permanent`` attributes and no engine base."""
+
+    def __init__(
+        self, message: str, retry_at: datetime | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+        self.permanent = permanent
 
 
 class Echo(BaseModel):
@@ -43,7 +60,7 @@ def permanent(job: dict) -> None:
 
 @handler("test.service_permanent")
 def service_permanent(job: dict) -> None:
-    raise PermanentServiceError("credentials revoked")
+    raise CredentialsRevoked("credentials revoked")
 
 
 @handler("test.retry_later")
@@ -99,20 +116,9 @@ async def async_write(job: dict, ctx: JobContext) -> None:
         raise RuntimeError("rolled back with the attempt")
 
 
-class Throttled(Exception):
-    """Duck-typed: any exception with retry_at / permanent attributes maps like the adapters'."""
-
-    def __init__(self, message: str, retry_at: datetime | None = None, permanent: bool = False):
-        super().__init__(message)
-        self.retry_at = retry_at
-        self.permanent = permanent
-
-
 @handler("test.service_retry")
 def service_retry(job: dict) -> None:
-    from python_worker.adapters.errors import RetryableServiceError
-
-    raise RetryableServiceError("429 from freee", datetime.now(UTC) + timedelta(hours=2))
+    raise Throttled("429 from the service", retry_at=datetime.now(UTC) + timedelta(hours=2))
 
 
 @handler("test.duck_permanent")

@@ -101,6 +101,6 @@ def test_service_errors_map_to_retry_at_and_permanent(url: str) -> None:
     row = job(url, r)
     assert row["status"] == "retrying"
     assert row["run_at"] > datetime.now(UTC) + timedelta(minutes=115)
-    assert "RetryableServiceError: 429 from freee" in row["last_error"]
+    assert "Throttled: 429 from the service" in row["last_error"]
     dead = job(url, p)
     assert (dead["status"], dead["last_error"]) == ("dead", "Throttled: gone for good")
