@@ -569,9 +569,197 @@ $$;
 comment on function queue.enqueue_job(text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval) is
 'Enqueues one job and returns its id. Defaults come from the job type, then its queue; an owner''s tier shifts the priority. With a unique_key that a waiting or running job holds, returns that job''s id instead. Wakes workers with pg_notify(''kyu_jobs'', queue_name).';
 
+-- ---- sql/queue/35_claim_policy.sql ----
+-- Claim policy: what claim_jobs may take, apart from how it takes it. Open circuit breakers block
+-- job types; paused and limited queues keep the one-scan plan away; a limited queue's concurrency
+-- and token bucket say how many jobs it may start now, and each start spends a token.
+-- All plpgsql (plans cached per session) and called once per claim_jobs call, never per row.
+
+-- _blocked_job_types: job types whose external service has an open breaker still cooling down.
+create or replace function queue._blocked_job_types()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    -- the usual case, no open breaker, costs one probe of a tiny table
+    if not exists (select from queue.circuit_breakers as cb where cb.state = 'open') then
+        return null;
+    end if;
+    return (
+        select array_agg(jt.job_type)
+        from queue.job_types as jt
+        where jt.services && array(
+            select cb.service
+            from queue.circuit_breakers as cb
+            where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
+        )
+    );
+end
+$$;
+
+comment on function queue._blocked_job_types() is
+'Private: the job types claim_jobs must skip because a service they list has an open circuit breaker still in its cool-down; null when none.';
+
+-- _paused_or_limited_queues: the queues the one-scan claim plan must skip.
+create or replace function queue._paused_or_limited_queues()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    return (
+        select coalesce(array_agg(q.queue_name), '{}')
+        from queue.queues as q
+        where q.paused or q.concurrency is not null or q.rate_limit is not null
+    );
+end
+$$;
+
+comment on function queue._paused_or_limited_queues() is
+'Private: the queues that are paused or limited (concurrency or rate_limit); the one-scan claim plan skips them.';
+
+-- _limited_work_due: whether an unpaused limited queue has due jobs (of job_types, null = any).
+create or replace function queue._limited_work_due(job_types text[])
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_queue text;
+    v_idle boolean;
+begin
+    for v_queue in
+        select q.queue_name
+        from queue.queues as q
+        where not q.paused and (q.concurrency is not null or q.rate_limit is not null)
+    loop
+        -- planned afresh (execute) so the planner sees which queue it is and walks
+        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
+        execute '
+            select not exists (
+                select
+                from queue.jobs as j
+                where j.queue_name = $1
+                    and j.status in (''pending'', ''retrying'')
+                    and j.run_at <= now()
+                    and ($2 is null or j.job_type = any($2))
+            )'
+        into v_idle
+        using v_queue, _limited_work_due.job_types;
+        if not v_idle then
+            return true;
+        end if;
+    end loop;
+    return false;
+end
+$$;
+
+comment on function queue._limited_work_due(text[]) is
+'Private: true when a queue that is not paused but has a concurrency or rate limit has due jobs (of job_types; null means any). claim_jobs then scans per queue so the limits apply.';
+
+-- _claim_allowances: the queues a claim serves and how many jobs each may start now.
+-- Limited queues are locked (in name order, so claimers never deadlock) until the transaction
+-- ends, and their token buckets are refilled for the time since last use.
+create or replace function queue._claim_allowances(
+    queue_names text[],
+    batch_size int,
+    out queues text[],
+    out allowances int[]
+)
+returns record
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_queue record;
+    v_tokens double precision;
+    v_allow int;
+begin
+    for v_queue in
+        select q.queue_name, q.concurrency, q.rate_limit
+        from queue.queues as q
+        where not q.paused
+            and (_claim_allowances.queue_names is null or q.queue_name = any(_claim_allowances.queue_names))
+        order by q.queue_name
+    loop
+        v_allow := _claim_allowances.batch_size;
+        if v_queue.concurrency is not null or v_queue.rate_limit is not null then
+            perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
+            if v_queue.concurrency is not null then
+                select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
+                from queue.jobs as j
+                where j.queue_name = v_queue.queue_name and j.status = 'running';
+            end if;
+            if v_queue.rate_limit is not null then
+                -- re-read the bucket under the lock, then refill it for the time since last use
+                select least(
+                    q.rate_limit::double precision,
+                    coalesce(q.rate_tokens, q.rate_limit)
+                    + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
+                    * q.rate_limit / extract(epoch from q.rate_interval)
+                ) into v_tokens
+                from queue.queues as q
+                where q.queue_name = v_queue.queue_name;
+                update queue.queues as q
+                set rate_tokens = v_tokens, rate_refilled_at = now()
+                where q.queue_name = v_queue.queue_name;
+                v_allow := least(v_allow, floor(v_tokens)::int);
+            end if;
+        end if;
+        if v_allow > 0 then
+            queues := queues || v_queue.queue_name;
+            allowances := allowances || v_allow;
+        end if;
+    end loop;
+end
+$$;
+
+comment on function queue._claim_allowances(text[], int) is
+'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket. Locks the limited queues'' rows until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
+
+-- _spend_tokens: one token per claimed job on rate-limited queues.
+create or replace function queue._spend_tokens(job_ids bigint[])
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    update queue.queues as q
+    set rate_tokens = q.rate_tokens - n.started
+    from (
+        select j.queue_name, count(*) as started
+        from queue.jobs as j
+        where j.id = any(_spend_tokens.job_ids)
+        group by j.queue_name
+    ) as n
+    where q.queue_name = n.queue_name and q.rate_limit is not null;
+end
+$$;
+
+comment on function queue._spend_tokens(bigint[]) is
+'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';
+
 -- ---- sql/queue/40_claim.sql ----
 -- Claiming: claim_jobs hands a worker up to batch_size due jobs, most urgent first, leased to it.
--- Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then one update claims:
+-- It reads check -> pick -> claim; the policy (breakers, limited queues, allowances, tokens) lives
+-- in 35_claim_policy.sql. Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then
+-- one update claims:
 --   * every queue, and no limited queue has due work: one ordered scan of jobs_claim_idx that
 --     skips paused and limited queues;
 --   * otherwise: one scan per queue of jobs_queue_claim_idx, each capped by what the queue's
@@ -595,15 +783,12 @@ set jit = off
 as $$
 declare
     v_blocked text [];
+    v_skip text [];
     v_queues text [];
     v_allowances int [];
-    v_simple boolean;
-    v_limited text [];
     v_ids bigint [];
-    v_queue record;
-    v_tokens double precision;
-    v_allow int;
 begin
+    -- check
     if claim_jobs.worker_id is null or btrim(claim_jobs.worker_id) = '' then
         raise exception 'worker_id is required' using errcode = '22023';
     end if;
@@ -614,47 +799,12 @@ begin
     if claim_jobs.lease_seconds is not null and claim_jobs.lease_seconds < 1 then
         raise exception 'lease_seconds must be at least 1, got %', claim_jobs.lease_seconds using errcode = '22023';
     end if;
-
-    -- job types whose external service has an open breaker still cooling down
-    if exists (select from queue.circuit_breakers as cb where cb.state = 'open') then
-        select array_agg(jt.job_type) into v_blocked
-        from queue.job_types as jt
-        where jt.services && array(
-            select cb.service
-            from queue.circuit_breakers as cb
-            where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
-        );
-    end if;
-
-    -- the one-scan plan serves every queue that is neither paused nor limited; it is taken unless
-    -- a limited queue has due work (then per-queue scans apply its limits)
-    select coalesce(array_agg(q.queue_name), '{}') into v_limited
-    from queue.queues as q
-    where q.paused or q.concurrency is not null or q.rate_limit is not null;
-    v_simple := claim_jobs.queue_names is null;
-    for v_queue in
-        select q.queue_name
-        from queue.queues as q
-        where q.queue_name = any(v_limited) and not q.paused
-    loop
-        exit when not v_simple;
-        -- planned afresh (execute) so the planner sees which queue it is and walks
-        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
-        execute '
-            select not exists (
-                select
-                from queue.jobs as j
-                where j.queue_name = $1
-                    and j.status in (''pending'', ''retrying'')
-                    and j.run_at <= now()
-                    and ($2 is null or j.job_type = any($2))
-            )'
-        into v_simple
-        using v_queue.queue_name, claim_jobs.job_types;
-    end loop;
+    v_blocked := queue._blocked_job_types();
 
     -- pick: the rows are locked (skip locked) here and claimed by the one update below
-    if v_simple then
+    if claim_jobs.queue_names is null and not queue._limited_work_due(claim_jobs.job_types) then
+        -- one ordered scan for every queue that is neither paused nor limited
+        v_skip := queue._paused_or_limited_queues();
         v_ids := array(
             select j.id
             from queue.jobs as j
@@ -662,55 +812,18 @@ begin
                 and j.run_at <= now()
                 and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
                 and (v_blocked is null or j.job_type <> all(v_blocked))
-                and j.queue_name <> all(v_limited)
+                and j.queue_name <> all(v_skip)
             order by j.priority, j.run_at, j.id
             limit claim_jobs.batch_size
             for update skip locked
         );
     else
-        -- the queues to serve and how many jobs each may start now; limited queues are locked
-        -- (in name order, so claimers never deadlock) until this transaction ends
-        for v_queue in
-            select q.queue_name, q.concurrency, q.rate_limit, q.rate_interval, q.rate_tokens, q.rate_refilled_at
-            from queue.queues as q
-            where not q.paused
-                and (claim_jobs.queue_names is null or q.queue_name = any(claim_jobs.queue_names))
-            order by q.queue_name
-        loop
-            v_allow := claim_jobs.batch_size;
-            if v_queue.concurrency is not null or v_queue.rate_limit is not null then
-                perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
-                if v_queue.concurrency is not null then
-                    select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
-                    from queue.jobs as j
-                    where j.queue_name = v_queue.queue_name and j.status = 'running';
-                end if;
-                if v_queue.rate_limit is not null then
-                    -- re-read the bucket under the lock, then refill it for the time since last use
-                    select least(
-                        q.rate_limit::double precision,
-                        coalesce(q.rate_tokens, q.rate_limit)
-                        + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
-                        * q.rate_limit / extract(epoch from q.rate_interval)
-                    ) into v_tokens
-                    from queue.queues as q
-                    where q.queue_name = v_queue.queue_name;
-                    update queue.queues as q
-                    set rate_tokens = v_tokens, rate_refilled_at = now()
-                    where q.queue_name = v_queue.queue_name;
-                    v_allow := least(v_allow, floor(v_tokens)::int);
-                end if;
-            end if;
-            if v_allow > 0 then
-                v_queues := v_queues || v_queue.queue_name;
-                v_allowances := v_allowances || v_allow;
-            end if;
-        end loop;
-
+        -- one scan per queue, each capped by what the queue may start now, merged by priority
+        select a.queues, a.allowances into v_queues, v_allowances
+        from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
         if v_queues is null then
             return;
         end if;
-
         v_ids := array(
             select c.id
             from unnest(v_queues, v_allowances) as a (queue_name, allowance)
@@ -729,17 +842,7 @@ begin
             order by c.priority, c.run_at, c.id
             limit claim_jobs.batch_size
         );
-
-        -- spend one token per start on rate-limited queues
-        update queue.queues as q
-        set rate_tokens = q.rate_tokens - n.started
-        from (
-            select j.queue_name, count(*) as started
-            from queue.jobs as j
-            where j.id = any(v_ids)
-            group by j.queue_name
-        ) as n
-        where q.queue_name = n.queue_name and q.rate_limit is not null;
+        perform queue._spend_tokens(v_ids);
     end if;
 
     -- claim: running, leased for the job type's timeout or the queue's lease; most urgent first
