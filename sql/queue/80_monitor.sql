@@ -1,6 +1,6 @@
 -- Monitoring in SQL: queue_stats (per queue now), workers, schedules (pg_cron entries and their
--- last runs), stats_history snapshots, health() (one jsonb verdict with its reasons) and
--- list_jobs (filtered listing of live and finished jobs).
+-- last runs), stats_history snapshots and health() (one jsonb verdict with its reasons).
+-- Reading jobs themselves (all_jobs, dead_letter, get_job, list_jobs) is 75_job_views.sql.
 -- Cost of queue_stats (measured with 1M finished jobs, 50k of them dead, 20k live: ~25 ms): one
 -- pass over the hot table, the dead letter counted from its own partial index, and the last
 -- hour of history per queue through job_history_queue_finished_idx.
@@ -364,51 +364,3 @@ $$;
 
 comment on function queue.health(interval, numeric, interval) is
 'The queue''s health as jsonb {status, reasons, checked_at, workers, housekeeping, queues}. unhealthy: jobs wait with no live worker (no heartbeat within worker_timeout), or a backlog older than 6 x max_wait. degraded: a backlog older than max_wait, a failure rate over max_failure_rate (10+ finished in the last hour), unreaped expired leases, housekeeping not scheduled (no pg_cron, or queue-* entries missing) or failing, a recurring job whose last run failed, an open circuit breaker. Paused queues are not judged.';
-
--- list_jobs: live and finished jobs with filters, newest first.
-create or replace function queue.list_jobs(
-    status queue.job_status default null,
-    job_type text default null,
-    queue_name text default null,
-    priority int default null,
-    created_after timestamptz default null,
-    created_before timestamptz default null,
-    payload_contains jsonb default null,
-    lim int default 100,
-    off int default 0
-)
-returns setof queue.all_jobs
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-begin
-    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
-        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
-            using errcode = '22023';
-    elsif list_jobs.off is null or list_jobs.off < 0 then
-        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
-    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
-        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
-            using errcode = '22023';
-    end if;
-    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
-    return query
-    select a.*
-    from queue.all_jobs as a
-    where (list_jobs.status is null or a.status = list_jobs.status)
-        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
-        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
-        and (list_jobs.priority is null or a.priority = list_jobs.priority)
-        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
-        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
-        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
-    order by a.id desc
-    limit list_jobs.lim
-    offset list_jobs.off;
-end
-$$;
-
-comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
-'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';

@@ -315,6 +315,218 @@ create table queue.stats_history (
 comment on table queue.stats_history is
 'Snapshots of queue.queue_stats, one row per queue per minute (pg_cron job queue-stats), trimmed to 7 days by default.';
 
+-- ---- sql/queue/25_registry.sql ----
+-- Policy and registry: queues and job types (declarative upserts: a call states the whole policy,
+-- so running it twice is harmless) and customer tiers (a priority offset applied at enqueue).
+
+-- create_queue: creates the queue, or sets every policy field of an existing one to what is given.
+create or replace function queue.create_queue(
+    queue_name text,
+    max_attempts int default 5,
+    backoff_strategy queue.backoff_strategy default 'exponential',
+    backoff_base interval default '5 seconds',
+    backoff_max interval default '1 hour',
+    backoff_jitter numeric default 0.1,
+    lease_seconds int default 300,
+    retention interval default '7 days',
+    concurrency int default null,
+    rate_limit int default null,
+    rate_interval interval default null,
+    aging_interval interval default null
+)
+returns queue.queues
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.queues;
+begin
+    if create_queue.queue_name is null or create_queue.queue_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+        raise exception 'queue_name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), got %',
+            coalesce(quote_literal(create_queue.queue_name), 'null') using errcode = '22023';
+    elsif create_queue.max_attempts is null or create_queue.max_attempts < 1 then
+        raise exception 'max_attempts must be at least 1, got %', create_queue.max_attempts using errcode = '22023';
+    elsif create_queue.backoff_base < interval '0' or create_queue.backoff_max < create_queue.backoff_base then
+        raise exception 'backoff_base (%) must be >= 0 and <= backoff_max (%)', create_queue.backoff_base, create_queue.backoff_max
+            using errcode = '22023';
+    elsif create_queue.backoff_jitter not between 0 and 1 then
+        raise exception 'backoff_jitter must be between 0 and 1, got %', create_queue.backoff_jitter using errcode = '22023';
+    elsif create_queue.lease_seconds < 1 then
+        raise exception 'lease_seconds must be at least 1, got %', create_queue.lease_seconds using errcode = '22023';
+    elsif create_queue.retention <= interval '0' then
+        raise exception 'retention must be positive, got %', create_queue.retention using errcode = '22023';
+    elsif create_queue.concurrency < 1 then
+        raise exception 'concurrency must be at least 1 (or null for no limit), got %', create_queue.concurrency
+            using errcode = '22023';
+    elsif (create_queue.rate_limit is null) <> (create_queue.rate_interval is null)
+        or create_queue.rate_limit < 1 or create_queue.rate_interval <= interval '0' then
+        raise exception 'rate_limit (>= 1) and rate_interval (> 0) go together, got % per %',
+            create_queue.rate_limit, create_queue.rate_interval using errcode = '22023';
+    elsif create_queue.aging_interval <= interval '0' then
+        raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
+            using errcode = '22023';
+    end if;
+
+    insert into queue.queues as q (
+        queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
+        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
+    )
+    values (
+        create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
+        create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
+        create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
+        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
+    )
+    on conflict on constraint queues_pkey do update
+    set max_attempts = excluded.max_attempts,
+        backoff_strategy = excluded.backoff_strategy,
+        backoff_base = excluded.backoff_base,
+        backoff_max = excluded.backoff_max,
+        backoff_jitter = excluded.backoff_jitter,
+        lease_seconds = excluded.lease_seconds,
+        retention = excluded.retention,
+        concurrency = excluded.concurrency,
+        rate_limit = excluded.rate_limit,
+        rate_interval = excluded.rate_interval,
+        -- a changed rate starts from a full bucket
+        rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
+            or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
+        aging_interval = excluded.aging_interval,
+        updated_at = now()
+    returning q.* into v_row;
+    return v_row;
+end
+$$;
+
+comment on function queue.create_queue(
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+) is
+'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
+
+-- register_job_type: creates or updates a job type.
+create or replace function queue.register_job_type(
+    job_type text,
+    queue_name text default 'default',
+    priority int default 50,
+    max_attempts int default null,
+    timeout_seconds int default null,
+    user_enqueue boolean default false,
+    services text[] default '{}',
+    description text default null
+)
+returns queue.job_types
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.job_types;
+begin
+    if register_job_type.job_type is null or register_job_type.job_type !~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$' then
+        raise exception 'job_type must be 1-100 characters of letters, digits, _ . : - (starting with a letter), got %',
+            coalesce(quote_literal(register_job_type.job_type), 'null') using errcode = '22023';
+    elsif not exists (select from queue.queues as q where q.queue_name = register_job_type.queue_name) then
+        raise exception 'unknown queue: %', register_job_type.queue_name
+            using errcode = '22023', hint = 'Create it first: select queue.create_queue(queue_name => ...);';
+    elsif register_job_type.priority is null or register_job_type.priority not between 1 and 100 then
+        raise exception 'priority must be between 1 and 100, got %', register_job_type.priority using errcode = '22023';
+    elsif register_job_type.max_attempts < 1 then
+        raise exception 'max_attempts must be at least 1, got %', register_job_type.max_attempts using errcode = '22023';
+    elsif register_job_type.timeout_seconds < 1 then
+        raise exception 'timeout_seconds must be at least 1, got %', register_job_type.timeout_seconds using errcode = '22023';
+    end if;
+
+    insert into queue.job_types as t (
+        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description
+    )
+    values (
+        register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
+        register_job_type.max_attempts, register_job_type.timeout_seconds,
+        coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
+        register_job_type.description
+    )
+    on conflict on constraint job_types_pkey do update
+    set queue_name = excluded.queue_name,
+        priority = excluded.priority,
+        max_attempts = excluded.max_attempts,
+        timeout_seconds = excluded.timeout_seconds,
+        user_enqueue = excluded.user_enqueue,
+        services = excluded.services,
+        description = excluded.description,
+        updated_at = now()
+    returning t.* into v_row;
+    return v_row;
+end
+$$;
+
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
+'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
+
+-- ensure_job_type: registers a job type only if it is missing (a worker starting with its
+-- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
+create or replace function queue.ensure_job_type(
+    job_type text,
+    queue_name text default 'default',
+    priority int default 50,
+    max_attempts int default null,
+    timeout_seconds int default null,
+    description text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if exists (select from queue.job_types as t where t.job_type = ensure_job_type.job_type) then
+        return false;
+    end if;
+    perform queue.register_job_type(
+        job_type => ensure_job_type.job_type,
+        queue_name => ensure_job_type.queue_name,
+        priority => ensure_job_type.priority,
+        max_attempts => ensure_job_type.max_attempts,
+        timeout_seconds => ensure_job_type.timeout_seconds,
+        description => ensure_job_type.description
+    );
+    return true;
+end
+$$;
+
+comment on function queue.ensure_job_type(text, text, int, int, int, text) is
+'Registers a job type only if it is missing (workers call it for their handlers); an existing type keeps its settings. Returns true when it added the type.';
+
+-- set_owner_tier: puts a job owner on a customer tier (or off any tier with null).
+create or replace function queue.set_owner_tier(owner_id uuid, tier text)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if set_owner_tier.tier is null then
+        delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
+        return;
+    end if;
+    if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
+        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
+            hint = 'Tiers live in queue.tiers (tier, priority_offset).';
+    end if;
+    insert into queue.owner_tiers as o (owner_id, tier)
+    values (set_owner_tier.owner_id, set_owner_tier.tier)
+    on conflict on constraint owner_tiers_pkey do update set tier = excluded.tier;
+end
+$$;
+
+comment on function queue.set_owner_tier(
+    uuid, text
+) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
+
 -- ---- sql/queue/30_enqueue.sql ----
 -- Enqueueing: enqueue_job (one) and enqueue_jobs (many, one statement). Both go through
 -- _resolve_jobs, which applies defaults (job type, then queue, then tier offset) and names
@@ -1223,282 +1435,8 @@ comment on function queue.reap_expired_leases() is
 'Jobs whose lease expired (their worker vanished) count the attempt as failed: they wait for a retry, or go to the dead letter when attempts are spent. Returns how many were reaped. Run every minute by pg_cron.';
 
 -- ---- sql/queue/60_control.sql ----
--- Control: queues and job types (declarative upserts), cancel, retry, pause, resume, inspecting
--- one job, circuit breakers, customer tiers, priority aging and the history purge.
-
--- create_queue: creates the queue, or sets every policy field of an existing one to what is given.
-create or replace function queue.create_queue(
-    queue_name text,
-    max_attempts int default 5,
-    backoff_strategy queue.backoff_strategy default 'exponential',
-    backoff_base interval default '5 seconds',
-    backoff_max interval default '1 hour',
-    backoff_jitter numeric default 0.1,
-    lease_seconds int default 300,
-    retention interval default '7 days',
-    concurrency int default null,
-    rate_limit int default null,
-    rate_interval interval default null,
-    aging_interval interval default null
-)
-returns queue.queues
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.queues;
-begin
-    if create_queue.queue_name is null or create_queue.queue_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
-        raise exception 'queue_name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), got %',
-            coalesce(quote_literal(create_queue.queue_name), 'null') using errcode = '22023';
-    elsif create_queue.max_attempts is null or create_queue.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', create_queue.max_attempts using errcode = '22023';
-    elsif create_queue.backoff_base < interval '0' or create_queue.backoff_max < create_queue.backoff_base then
-        raise exception 'backoff_base (%) must be >= 0 and <= backoff_max (%)', create_queue.backoff_base, create_queue.backoff_max
-            using errcode = '22023';
-    elsif create_queue.backoff_jitter not between 0 and 1 then
-        raise exception 'backoff_jitter must be between 0 and 1, got %', create_queue.backoff_jitter using errcode = '22023';
-    elsif create_queue.lease_seconds < 1 then
-        raise exception 'lease_seconds must be at least 1, got %', create_queue.lease_seconds using errcode = '22023';
-    elsif create_queue.retention <= interval '0' then
-        raise exception 'retention must be positive, got %', create_queue.retention using errcode = '22023';
-    elsif create_queue.concurrency < 1 then
-        raise exception 'concurrency must be at least 1 (or null for no limit), got %', create_queue.concurrency
-            using errcode = '22023';
-    elsif (create_queue.rate_limit is null) <> (create_queue.rate_interval is null)
-        or create_queue.rate_limit < 1 or create_queue.rate_interval <= interval '0' then
-        raise exception 'rate_limit (>= 1) and rate_interval (> 0) go together, got % per %',
-            create_queue.rate_limit, create_queue.rate_interval using errcode = '22023';
-    elsif create_queue.aging_interval <= interval '0' then
-        raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
-            using errcode = '22023';
-    end if;
-
-    insert into queue.queues as q (
-        queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
-        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
-    )
-    values (
-        create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
-        create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
-        create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
-        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
-    )
-    on conflict on constraint queues_pkey do update
-    set max_attempts = excluded.max_attempts,
-        backoff_strategy = excluded.backoff_strategy,
-        backoff_base = excluded.backoff_base,
-        backoff_max = excluded.backoff_max,
-        backoff_jitter = excluded.backoff_jitter,
-        lease_seconds = excluded.lease_seconds,
-        retention = excluded.retention,
-        concurrency = excluded.concurrency,
-        rate_limit = excluded.rate_limit,
-        rate_interval = excluded.rate_interval,
-        -- a changed rate starts from a full bucket
-        rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
-            or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
-        aging_interval = excluded.aging_interval,
-        updated_at = now()
-    returning q.* into v_row;
-    return v_row;
-end
-$$;
-
-comment on function queue.create_queue(
-    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
-) is
-'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
-
--- register_job_type: creates or updates a job type.
-create or replace function queue.register_job_type(
-    job_type text,
-    queue_name text default 'default',
-    priority int default 50,
-    max_attempts int default null,
-    timeout_seconds int default null,
-    user_enqueue boolean default false,
-    services text[] default '{}',
-    description text default null
-)
-returns queue.job_types
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.job_types;
-begin
-    if register_job_type.job_type is null or register_job_type.job_type !~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$' then
-        raise exception 'job_type must be 1-100 characters of letters, digits, _ . : - (starting with a letter), got %',
-            coalesce(quote_literal(register_job_type.job_type), 'null') using errcode = '22023';
-    elsif not exists (select from queue.queues as q where q.queue_name = register_job_type.queue_name) then
-        raise exception 'unknown queue: %', register_job_type.queue_name
-            using errcode = '22023', hint = 'Create it first: select queue.create_queue(queue_name => ...);';
-    elsif register_job_type.priority is null or register_job_type.priority not between 1 and 100 then
-        raise exception 'priority must be between 1 and 100, got %', register_job_type.priority using errcode = '22023';
-    elsif register_job_type.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', register_job_type.max_attempts using errcode = '22023';
-    elsif register_job_type.timeout_seconds < 1 then
-        raise exception 'timeout_seconds must be at least 1, got %', register_job_type.timeout_seconds using errcode = '22023';
-    end if;
-
-    insert into queue.job_types as t (
-        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description
-    )
-    values (
-        register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
-        register_job_type.max_attempts, register_job_type.timeout_seconds,
-        coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
-        register_job_type.description
-    )
-    on conflict on constraint job_types_pkey do update
-    set queue_name = excluded.queue_name,
-        priority = excluded.priority,
-        max_attempts = excluded.max_attempts,
-        timeout_seconds = excluded.timeout_seconds,
-        user_enqueue = excluded.user_enqueue,
-        services = excluded.services,
-        description = excluded.description,
-        updated_at = now()
-    returning t.* into v_row;
-    return v_row;
-end
-$$;
-
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
-'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
-
--- ensure_job_type: registers a job type only if it is missing (a worker starting with its
--- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
-create or replace function queue.ensure_job_type(
-    job_type text,
-    queue_name text default 'default',
-    priority int default 50,
-    max_attempts int default null,
-    timeout_seconds int default null,
-    description text default null
-)
-returns boolean
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-begin
-    if exists (select from queue.job_types as t where t.job_type = ensure_job_type.job_type) then
-        return false;
-    end if;
-    perform queue.register_job_type(
-        job_type => ensure_job_type.job_type,
-        queue_name => ensure_job_type.queue_name,
-        priority => ensure_job_type.priority,
-        max_attempts => ensure_job_type.max_attempts,
-        timeout_seconds => ensure_job_type.timeout_seconds,
-        description => ensure_job_type.description
-    );
-    return true;
-end
-$$;
-
-comment on function queue.ensure_job_type(text, text, int, int, int, text) is
-'Registers a job type only if it is missing (workers call it for their handlers); an existing type keeps its settings. Returns true when it added the type.';
-
--- all_jobs: every job wherever it lives now.
-create or replace view queue.all_jobs as
-select
-    j.id,
-    j.job_type,
-    j.queue_name,
-    j.status,
-    j.priority,
-    j.payload,
-    j.attempt,
-    j.max_attempts,
-    j.unique_key,
-    j.owner_id,
-    j.worker_id,
-    j.errors,
-    j.errors -> -1 ->> 'error' as last_error,
-    null::jsonb as result,
-    j.progress,
-    j.run_at,
-    j.created_at,
-    j.started_at,
-    null::timestamptz as finished_at,
-    j.lease_expires_at
-from queue.jobs as j
-union all
-select
-    h.id,
-    h.job_type,
-    h.queue_name,
-    h.status,
-    h.priority,
-    h.payload,
-    h.attempt,
-    h.max_attempts,
-    h.unique_key,
-    h.owner_id,
-    h.worker_id,
-    h.errors,
-    h.errors -> -1 ->> 'error' as last_error,
-    h.result,
-    h.progress,
-    h.run_at,
-    h.created_at,
-    h.started_at,
-    h.finished_at,
-    null::timestamptz as lease_expires_at
-from queue.job_history as h;
-
-comment on view queue.all_jobs is 'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history).';
-
-create or replace view queue.dead_letter as
-select
-    h.id,
-    h.job_type,
-    h.queue_name,
-    h.priority,
-    h.payload,
-    h.attempt,
-    h.max_attempts,
-    h.errors -> -1 ->> 'error' as last_error,
-    h.errors,
-    h.owner_id,
-    h.created_at,
-    h.finished_at as died_at
-from queue.job_history as h
-where h.status = 'dead';
-
-comment on view queue.dead_letter is 'Dead jobs (attempts spent or a permanent error), newest last; replay one with queue.retry_job(id).';
-
--- get_job: one job with its status, attempts, errors, result and timings.
-create or replace function queue.get_job(job_id bigint)
-returns queue.all_jobs
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.all_jobs;
-begin
-    select a.* into v_row from queue.all_jobs as a where a.id = get_job.job_id;
-    if not found then
-        raise exception 'job % not found (never enqueued, or purged after its queue''s retention)', get_job.job_id
-            using errcode = 'P0002';
-    end if;
-    return v_row;
-end
-$$;
-
-comment on function queue.get_job(
-    bigint
-) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+-- Control: an operator's hands on jobs and queues: cancel a waiting job, retry a dead or
+-- cancelled one, pause and resume a queue.
 
 -- cancel_job: a waiting job goes to history as cancelled.
 create or replace function queue.cancel_job(job_id bigint)
@@ -1613,6 +1551,11 @@ $$;
 
 comment on function queue.resume_queue(text) is 'Resumes claiming from a paused queue and wakes workers.';
 
+-- ---- sql/queue/65_breakers.sql ----
+-- Circuit breakers: handlers report each call to an external service; failure_threshold
+-- failures in a row open its breaker, and claim_jobs skips the job types that list the service
+-- (queue._blocked_job_types) until the cool-down has passed.
+
 -- report_service: a handler's outcome against an external service drives its circuit breaker.
 create or replace function queue.report_service(
     service text,
@@ -1666,99 +1609,9 @@ $$;
 comment on function queue.report_service(text, boolean, text, int, interval) is
 'Reports one call to an external service. failure_threshold failures in a row open its breaker: job types listing the service are not claimed until cooldown has passed; a success closes it. Returns the breaker state.';
 
--- set_owner_tier: puts a job owner on a customer tier (or off any tier with null).
-create or replace function queue.set_owner_tier(owner_id uuid, tier text)
-returns void
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-begin
-    if set_owner_tier.tier is null then
-        delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
-        return;
-    end if;
-    if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
-        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
-            hint = 'Tiers live in queue.tiers (tier, priority_offset).';
-    end if;
-    insert into queue.owner_tiers as o (owner_id, tier)
-    values (set_owner_tier.owner_id, set_owner_tier.tier)
-    on conflict on constraint owner_tiers_pkey do update set tier = excluded.tier;
-end
-$$;
-
-comment on function queue.set_owner_tier(
-    uuid, text
-) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
-
--- age_waiting_jobs: starvation guard; run by pg_cron.
-create or replace function queue.age_waiting_jobs()
-returns int
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_count int;
-begin
-    -- one step per aging_interval waited: aged_at remembers the last step
-    update queue.jobs as j
-    set priority = j.priority - 1,
-        aged_at = now()
-    from queue.queues as q
-    where q.queue_name = j.queue_name
-        and q.aging_interval is not null
-        and j.status in ('pending', 'retrying')
-        and j.priority > 1
-        and coalesce(j.aged_at, j.run_at) <= now() - q.aging_interval;
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-
-comment on function queue.age_waiting_jobs() is 'Moves jobs that waited longer than their queue''s aging_interval one priority step up. Returns how many moved.';
-
--- purge_history: deletes finished jobs past their queue's retention, at most max_rows per call.
-create or replace function queue.purge_history(max_rows int default 10000)
-returns int
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_count int;
-begin
-    if purge_history.max_rows is null or purge_history.max_rows < 1 then
-        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
-    end if;
-    delete from queue.job_history as h
-    where h.id in (
-        select h2.id
-        from queue.queues as q
-        cross join lateral (
-            select x.id
-            from queue.job_history as x
-            where x.queue_name = q.queue_name and x.finished_at < now() - q.retention
-            order by x.finished_at
-            limit purge_history.max_rows
-        ) as h2
-        limit purge_history.max_rows
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-
-comment on function queue.purge_history(
-    int
-) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
-
 -- ---- sql/queue/70_schedules.sql ----
--- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs.
+-- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
+-- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
 -- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
@@ -2114,6 +1967,70 @@ $$;
 comment on function queue.sync_cron_jobs() is
 'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
 
+-- age_waiting_jobs: starvation guard; run by pg_cron.
+create or replace function queue.age_waiting_jobs()
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    -- one step per aging_interval waited: aged_at remembers the last step
+    update queue.jobs as j
+    set priority = j.priority - 1,
+        aged_at = now()
+    from queue.queues as q
+    where q.queue_name = j.queue_name
+        and q.aging_interval is not null
+        and j.status in ('pending', 'retrying')
+        and j.priority > 1
+        and coalesce(j.aged_at, j.run_at) <= now() - q.aging_interval;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.age_waiting_jobs() is 'Moves jobs that waited longer than their queue''s aging_interval one priority step up. Returns how many moved.';
+
+-- purge_history: deletes finished jobs past their queue's retention, at most max_rows per call.
+create or replace function queue.purge_history(max_rows int default 10000)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    if purge_history.max_rows is null or purge_history.max_rows < 1 then
+        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
+    end if;
+    delete from queue.job_history as h
+    where h.id in (
+        select h2.id
+        from queue.queues as q
+        cross join lateral (
+            select x.id
+            from queue.job_history as x
+            where x.queue_name = q.queue_name and x.finished_at < now() - q.retention
+            order by x.finished_at
+            limit purge_history.max_rows
+        ) as h2
+        limit purge_history.max_rows
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.purge_history(
+    int
+) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
+
 -- purge_history_batches: the queue-purge housekeeping; commits after each batch.
 -- A procedure that commits cannot be security definer nor carry `set search_path` (PostgreSQL
 -- forbids transaction control there), so this one is an invoker procedure with fully
@@ -2208,10 +2125,155 @@ begin
 end
 $$;
 
+-- ---- sql/queue/75_job_views.sql ----
+-- Reading jobs wherever they live (queue.jobs while waiting or running, queue.job_history once
+-- finished): the views all_jobs and dead_letter, get_job (one job) and list_jobs (filtered).
+
+-- all_jobs: every job wherever it lives now.
+create or replace view queue.all_jobs as
+select
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.payload,
+    j.attempt,
+    j.max_attempts,
+    j.unique_key,
+    j.owner_id,
+    j.worker_id,
+    j.errors,
+    j.errors -> -1 ->> 'error' as last_error,
+    null::jsonb as result,
+    j.progress,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at,
+    j.lease_expires_at
+from queue.jobs as j
+union all
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.unique_key,
+    h.owner_id,
+    h.worker_id,
+    h.errors,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.result,
+    h.progress,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at,
+    null::timestamptz as lease_expires_at
+from queue.job_history as h;
+
+comment on view queue.all_jobs is 'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history).';
+
+create or replace view queue.dead_letter as
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.errors,
+    h.owner_id,
+    h.created_at,
+    h.finished_at as died_at
+from queue.job_history as h
+where h.status = 'dead';
+
+comment on view queue.dead_letter is 'Dead jobs (attempts spent or a permanent error), newest last; replay one with queue.retry_job(id).';
+
+-- get_job: one job with its status, attempts, errors, result and timings.
+create or replace function queue.get_job(job_id bigint)
+returns queue.all_jobs
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.all_jobs;
+begin
+    select a.* into v_row from queue.all_jobs as a where a.id = get_job.job_id;
+    if not found then
+        raise exception 'job % not found (never enqueued, or purged after its queue''s retention)', get_job.job_id
+            using errcode = 'P0002';
+    end if;
+    return v_row;
+end
+$$;
+
+comment on function queue.get_job(
+    bigint
+) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+
+-- list_jobs: live and finished jobs with filters, newest first.
+create or replace function queue.list_jobs(
+    status queue.job_status default null,
+    job_type text default null,
+    queue_name text default null,
+    priority int default null,
+    created_after timestamptz default null,
+    created_before timestamptz default null,
+    payload_contains jsonb default null,
+    lim int default 100,
+    off int default 0
+)
+returns setof queue.all_jobs
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
+        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
+            using errcode = '22023';
+    elsif list_jobs.off is null or list_jobs.off < 0 then
+        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
+    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
+        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
+            using errcode = '22023';
+    end if;
+    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
+    return query
+    select a.*
+    from queue.all_jobs as a
+    where (list_jobs.status is null or a.status = list_jobs.status)
+        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
+        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
+        and (list_jobs.priority is null or a.priority = list_jobs.priority)
+        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
+        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
+        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
+    order by a.id desc
+    limit list_jobs.lim
+    offset list_jobs.off;
+end
+$$;
+
+comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
+'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';
+
 -- ---- sql/queue/80_monitor.sql ----
 -- Monitoring in SQL: queue_stats (per queue now), workers, schedules (pg_cron entries and their
--- last runs), stats_history snapshots, health() (one jsonb verdict with its reasons) and
--- list_jobs (filtered listing of live and finished jobs).
+-- last runs), stats_history snapshots and health() (one jsonb verdict with its reasons).
+-- Reading jobs themselves (all_jobs, dead_letter, get_job, list_jobs) is 75_job_views.sql.
 -- Cost of queue_stats (measured with 1M finished jobs, 50k of them dead, 20k live: ~25 ms): one
 -- pass over the hot table, the dead letter counted from its own partial index, and the last
 -- hour of history per queue through job_history_queue_finished_idx.
@@ -2575,54 +2637,6 @@ $$;
 
 comment on function queue.health(interval, numeric, interval) is
 'The queue''s health as jsonb {status, reasons, checked_at, workers, housekeeping, queues}. unhealthy: jobs wait with no live worker (no heartbeat within worker_timeout), or a backlog older than 6 x max_wait. degraded: a backlog older than max_wait, a failure rate over max_failure_rate (10+ finished in the last hour), unreaped expired leases, housekeeping not scheduled (no pg_cron, or queue-* entries missing) or failing, a recurring job whose last run failed, an open circuit breaker. Paused queues are not judged.';
-
--- list_jobs: live and finished jobs with filters, newest first.
-create or replace function queue.list_jobs(
-    status queue.job_status default null,
-    job_type text default null,
-    queue_name text default null,
-    priority int default null,
-    created_after timestamptz default null,
-    created_before timestamptz default null,
-    payload_contains jsonb default null,
-    lim int default 100,
-    off int default 0
-)
-returns setof queue.all_jobs
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-begin
-    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
-        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
-            using errcode = '22023';
-    elsif list_jobs.off is null or list_jobs.off < 0 then
-        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
-    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
-        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
-            using errcode = '22023';
-    end if;
-    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
-    return query
-    select a.*
-    from queue.all_jobs as a
-    where (list_jobs.status is null or a.status = list_jobs.status)
-        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
-        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
-        and (list_jobs.priority is null or a.priority = list_jobs.priority)
-        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
-        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
-        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
-    order by a.id desc
-    limit list_jobs.lim
-    offset list_jobs.off;
-end
-$$;
-
-comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
-'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';
 
 -- ---- sql/queue/90_security.sql ----
 -- Security, in one place: roles, grants, RLS policies and the end-user API schema.
