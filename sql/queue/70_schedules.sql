@@ -25,6 +25,9 @@ end
 $$;
 
 -- _cron_version: pg_cron's version in this database as {major, minor[, patch]}; null when absent.
+-- The setting kyu.test_pg_cron_version (e.g. '1.6') stands in for the installed version, so
+-- tests on Debian's 1.4 can run the 1.5+ paths (30-second reaper, 'N seconds' schedules) that
+-- hosted Supabase runs; nothing sets it outside tests.
 create or replace function queue._cron_version()
 returns int[]
 language sql
@@ -32,13 +35,18 @@ stable
 security definer
 set search_path = ''
 as $$
-    select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
-    from pg_catalog.pg_extension as e
-    where e.extname = 'pg_cron'
+    select coalesce(
+        string_to_array(nullif(current_setting('kyu.test_pg_cron_version', true), ''), '.')::int[],
+        (
+            select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
+            from pg_catalog.pg_extension as e
+            where e.extname = 'pg_cron'
+        )
+    )
 $$;
 
 comment on function queue._cron_version() is
-'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database.';
+'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database. Tests may stand in a version with the setting kyu.test_pg_cron_version.';
 
 -- _housekeeping_jobs: the pg_cron entries the queue needs, one row each.
 create or replace function queue._housekeeping_jobs()
