@@ -10,7 +10,8 @@ STAMP := .local/stamps
 DB_URL = $(shell scripts/db.sh url)
 SYSTEM_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check \
 	postgresql-contrib tesseract-ocr tesseract-ocr-jpn poppler-utils fonts-ipafont-gothic \
-	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+	chromium chromium-driver
 WORKER_ARGS ?=
 # the handler modules make worker / queue-process load (the engine has no default set)
 HANDLERS ?= python_worker.receipts.jobs
@@ -30,7 +31,7 @@ $(STAMP)/venv: pyproject.toml $(STAMP)/system
 	@mkdir -p $(STAMP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[dev,receipts]'
+	$(PY) -m pip install -q -e '.[dev,receipts,dashboard]'
 	@touch $@
 
 $(STAMP)/node: package.json
