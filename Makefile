@@ -17,7 +17,8 @@ WORKER_ARGS ?=
 HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
-	queue-dead-letter demo test test-sql test-py lint check-functions bench clean
+	queue-dead-letter demo dashboard dashboard-screenshots test test-sql test-py lint \
+	check-functions bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,6 +72,18 @@ queue-dead-letter: migrate $(STAMP)/venv ## list dead jobs with their errors
 
 demo: deps migrate ## the receipt pipeline end to end on generated sample mail
 	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts.demo
+
+# The console; the demo runs first when the local database holds no job at all (never against
+# a DATABASE_URL of your own). DASHBOARD_ARGS="--read-only", "--port 8500", "--hide-payloads".
+DASHBOARD_ARGS ?=
+dashboard: deps migrate ## the operator's console on http://127.0.0.1:8400 (token printed; KYU_DASHBOARD_TOKEN to choose it)
+	@if [ -z "$$DATABASE_URL" ] && [ "$$(psql "$(DB_URL)" -XqtAc 'select count(*) from queue.all_jobs')" = 0 ]; then \
+		echo "dashboard: the database holds no job yet; running make demo first"; \
+		$(MAKE) --no-print-directory demo; fi
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker dashboard $(DASHBOARD_ARGS)
+
+dashboard-screenshots: deps migrate ## every console page in Chromium: out/screenshots/*.png, and docs/console.png for the README
+	DATABASE_URL="$(DB_URL)" $(PY) tests/dashboard/screenshots.py
 
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
