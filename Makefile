@@ -102,8 +102,9 @@ test-py: migrate $(STAMP)/venv ## pytest against the real database
 
 test: deps lint check-functions test-sql test-py ## everything CI runs
 
-bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make test)
+bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
 	rm -rf .local $(VENV) node_modules out

@@ -2549,11 +2549,15 @@ comment on type queue.job_summary is
 'A job as queue.search_jobs lists it: no payload, result or error history (queue.get_job has them), the last attempt''s error only.';
 
 -- search_jobs: one page of live and finished jobs, newest first, continuing below before_id.
--- Keyset, not offset: each page is a backward walk of the two primary keys from before_id, so
--- page 1,000 costs what page 1 costs (measured with 1,000,000 rows in history: see
--- docs/benchmarks.md, "The console's jobs page"). A status picks the one table that can hold
--- it; a filter that matches few rows walks further (payload_contains has no index: a payload
--- that matches nothing walks the whole history unless a created_after bound stops it).
+-- Keyset, not offset: a page is a backward walk of both primary keys (merged) from before_id,
+-- so page 1,000 costs what page 1 costs. The filters sit on queue.all_jobs, outside its union,
+-- so the planner pushes them into both legs and keeps the merge of the two index scans (a
+-- WHERE inside a union leg stops that, and a page became a sort of the whole history: 390 ms
+-- on a million rows). force_custom_plan plans each call with its values: a null filter drops
+-- out, and a status excludes the table that cannot hold it (the status checks on jobs and
+-- job_history), which a generic plan cannot do. Measured with 1,000,000 rows in history:
+-- docs/benchmarks.md, "The console's jobs page". payload_contains and the created_at window
+-- have no index: a filter that matches little walks far (the whole history for no match).
 -- No payloads in the rows: a listing never shows them, and they are most of a row's bytes.
 create or replace function queue.search_jobs(
     status queue.job_status default null,
@@ -2571,10 +2575,8 @@ language plpgsql
 stable
 security definer
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
-declare
-    v_live boolean := search_jobs.status is null or search_jobs.status in ('pending', 'running', 'retrying');
-    v_finished boolean := search_jobs.status is null or search_jobs.status in ('completed', 'cancelled', 'dead');
 begin
     if search_jobs.lim is null or search_jobs.lim not between 1 and 1000 then
         raise exception 'lim must be between 1 and 1000, got %', coalesce(search_jobs.lim::text, 'null')
@@ -2587,43 +2589,20 @@ begin
             search_jobs.created_after, search_jobs.created_before
             using errcode = '22023';
     end if;
-    -- the v_live / v_finished guards become one-time filters: a branch that cannot match is not run
     return query
     select
-        u.id, u.job_type, u.queue_name, u.status, u.priority, u.attempt, u.max_attempts, u.owner_id,
-        u.worker_id, u.errors -> -1 ->> 'error', u.progress, u.run_at, u.created_at, u.started_at,
-        u.finished_at
-    from (
-        select
-            j.id, j.job_type, j.queue_name, j.status, j.priority, j.attempt, j.max_attempts, j.owner_id,
-            j.worker_id, j.errors, j.progress, j.run_at, j.created_at, j.started_at,
-            null::timestamptz as finished_at
-        from queue.jobs as j
-        where v_live
-            and (search_jobs.before_id is null or j.id < search_jobs.before_id)
-            and (search_jobs.status is null or j.status = search_jobs.status)
-            and (search_jobs.job_type is null or j.job_type = search_jobs.job_type)
-            and (search_jobs.queue_name is null or j.queue_name = search_jobs.queue_name)
-            and (search_jobs.owner_id is null or j.owner_id = search_jobs.owner_id)
-            and (search_jobs.created_after is null or j.created_at >= search_jobs.created_after)
-            and (search_jobs.created_before is null or j.created_at < search_jobs.created_before)
-            and (search_jobs.payload_contains is null or j.payload @> search_jobs.payload_contains)
-        union all
-        select
-            h.id, h.job_type, h.queue_name, h.status, h.priority, h.attempt, h.max_attempts, h.owner_id,
-            h.worker_id, h.errors, h.progress, h.run_at, h.created_at, h.started_at, h.finished_at
-        from queue.job_history as h
-        where v_finished
-            and (search_jobs.before_id is null or h.id < search_jobs.before_id)
-            and (search_jobs.status is null or h.status = search_jobs.status)
-            and (search_jobs.job_type is null or h.job_type = search_jobs.job_type)
-            and (search_jobs.queue_name is null or h.queue_name = search_jobs.queue_name)
-            and (search_jobs.owner_id is null or h.owner_id = search_jobs.owner_id)
-            and (search_jobs.created_after is null or h.created_at >= search_jobs.created_after)
-            and (search_jobs.created_before is null or h.created_at < search_jobs.created_before)
-            and (search_jobs.payload_contains is null or h.payload @> search_jobs.payload_contains)
-    ) as u
-    order by u.id desc
+        a.id, a.job_type, a.queue_name, a.status, a.priority, a.attempt, a.max_attempts, a.owner_id,
+        a.worker_id, a.last_error, a.progress, a.run_at, a.created_at, a.started_at, a.finished_at
+    from queue.all_jobs as a
+    where (search_jobs.before_id is null or a.id < search_jobs.before_id)
+        and (search_jobs.status is null or a.status = search_jobs.status)
+        and (search_jobs.job_type is null or a.job_type = search_jobs.job_type)
+        and (search_jobs.queue_name is null or a.queue_name = search_jobs.queue_name)
+        and (search_jobs.owner_id is null or a.owner_id = search_jobs.owner_id)
+        and (search_jobs.created_after is null or a.created_at >= search_jobs.created_after)
+        and (search_jobs.created_before is null or a.created_at < search_jobs.created_before)
+        and (search_jobs.payload_contains is null or a.payload @> search_jobs.payload_contains)
+    order by a.id desc
     limit search_jobs.lim;
 end
 $$;
