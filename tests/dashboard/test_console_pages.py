@@ -173,3 +173,12 @@ def test_the_engine_does_not_load_the_console() -> None:
     assert "python_worker.cli" in out
     assert not [m for m in out if m.startswith(("python_worker.dashboard", "starlette",
                                                 "uvicorn", "jinja2"))]
+
+
+def test_without_the_extra_the_cli_names_what_to_install(module_db_url: str) -> None:
+    code = ("import sys; sys.modules['starlette'] = None; from python_worker.cli import main;"
+            " raise SystemExit(main(['--database-url', sys.argv[1], 'dashboard']))")
+    out = subprocess.run([sys.executable, "-c", code, module_db_url], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 2
+    assert "pip install 'kyu[dashboard]'" in out.stderr and "starlette" in out.stderr
