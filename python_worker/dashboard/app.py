@@ -8,6 +8,7 @@ another origin (403); each attempt, allowed or refused, is one line in the audit
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -36,6 +37,7 @@ log = logging.getLogger("python_worker.dashboard")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 MAX_BULK = 500  # ids per bulk action
+FAILED_SIGN_IN_DELAY = 0.5  # seconds
 
 
 class Refused(Exception):
@@ -200,7 +202,8 @@ async def dead_bulk(request: Request) -> Response:
 async def login(request: Request) -> Response:
     state = request.app.state
     next_path = request.query_params.get("next", "/")
-    if not next_path.startswith("/") or next_path.startswith("//"):
+    # only a path on this console: "//host" and "/\\host" are other hosts to a browser
+    if not next_path.startswith("/") or next_path[1:2] in ("/", "\\"):
         next_path = "/"
     if state.settings.read_only:
         return render(request, "login.html", {"next": next_path, "login_csrf": "",
@@ -220,6 +223,7 @@ async def login(request: Request) -> Response:
         return PlainTextResponse("sign-in form expired: reload it", 403)
     if not state.guard.check_token(str(form.get("token", ""))):
         audit.warning("refused sign-in from %s: wrong token", client)
+        await asyncio.sleep(FAILED_SIGN_IN_DELAY)  # guessing the token costs time
         return render(request, "login.html", {"next": next_path, "login_csrf": given_csrf,
                                               "error": "wrong token"}, status=401)
     cookie = state.guard.new_session()
