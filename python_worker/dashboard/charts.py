@@ -68,7 +68,7 @@ def line_chart(title: str, unit: str, rows: Sequence[dict[str, Any]],
              f'aria-label="{_esc(title)}" xmlns="http://www.w3.org/2000/svg">']
     if not times:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
-                     'class="chart-empty">no snapshots in this window</text></svg>')
+                     'class="chart-empty">nothing to plot in this window</text></svg>')
         return Chart(title, unit, series, "".join(parts))
     t0, t1 = min(times), max(times)
     span = max((t1 - t0).total_seconds(), 60.0)

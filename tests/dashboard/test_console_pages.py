@@ -27,14 +27,19 @@ def test_overview_shows_counts_health_and_charts(client: TestClient, seeded: See
     assert cells[:5] == ["18", "1", "0", "0", "4"]  # waiting, scheduled, running, retrying, dead
     assert "degraded" in html and "circuit breaker smtp is open" in html
     assert html.count("<polyline") == 12  # 4 charts x 3 queues with snapshots
-    assert "no snapshots in this window" not in html
+    assert "nothing to plot in this window" not in html
     live = client.get("/?fragment=1").text
     assert "<html" not in live and 'data-queue="emails"' in live  # the live region only
 
 
 def test_a_chart_without_snapshots_says_so(client: TestClient) -> None:
     empty = line_chart("Throughput", "/min", [], lambda r: r["jobs_per_minute"], {})
-    assert empty.empty and "no snapshots in this window" in empty.svg
+    assert empty.empty and "nothing to plot in this window" in empty.svg
+    # snapshots whose value is null (no job finished in the hour) plot nothing either
+    nulls = line_chart("Failure rate", "%", [{"queue_name": "q", "failure_rate": None,
+                                              "captured_at": None}],
+                       lambda r: r["failure_rate"], {})
+    assert nulls.empty and "nothing to plot" in nulls.svg
     html = client.get("/?window=7d").text
     assert 'class="active">7d<' in html
     assert client.get("/?window=99y").status_code == 200  # an unknown window falls back to 1h
