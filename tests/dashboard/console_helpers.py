@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from starlette.testclient import TestClient
+
+from python_worker.dashboard.app import create_app
+from python_worker.dashboard.security import ConsoleSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "console-test-token"
@@ -248,3 +253,26 @@ def chromium(width: int = 1440, height: int = 1000) -> Any:
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+
+
+# ---- the app in-process (TestClient over the real database) ----
+
+def make_client(url: str, **settings: object) -> TestClient:
+    app = create_app(url, ConsoleSettings(token=TOKEN, **settings))  # type: ignore[arg-type]
+    return TestClient(app, base_url="http://127.0.0.1:8400", follow_redirects=False)
+
+
+def sign_in(c: TestClient) -> str:
+    """Signs in through the form; returns the CSRF token of the new session."""
+    page = c.get("/login")
+    login_csrf = page.cookies.get("kyu_login") or c.cookies.get("kyu_login")
+    r = c.post("/login", data={"token": TOKEN, "login_csrf": login_csrf})
+    assert r.status_code == 303, r.text
+    return csrf_of(c)
+
+
+def csrf_of(c: TestClient) -> str:
+    html = c.get("/queues").text
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert m, "no CSRF token on the page of a signed-in user"
+    return m.group(1)

@@ -8,8 +8,7 @@ import re
 import subprocess
 import sys
 
-from conftest import sign_in
-from console_helpers import ROOT, Seeded, sql
+from console_helpers import ROOT, Seeded, sign_in, sql
 from starlette.testclient import TestClient
 
 from python_worker.dashboard.charts import line_chart

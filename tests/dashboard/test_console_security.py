@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import make_client, sign_in
-from console_helpers import TOKEN, Seeded, sql
+from console_helpers import TOKEN, Seeded, make_client, sign_in, sql
 from starlette.testclient import TestClient
 
 
