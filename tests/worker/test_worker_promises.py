@@ -1,14 +1,13 @@
 """Promises of the worker that only a running worker can prove: heartbeats keep a job that runs
-longer than its lease, concurrency shrinks back after a burst, and a database restart mid-run
-leaves every in-transaction side effect exactly once."""
+longer than its lease, and concurrency shrinks back after a burst. (A database restart mid-run
+leaving every in-transaction effect exactly once is in test_worker_lifecycle.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 
-from test_worker_lifecycle import PGDATA, pg_ctl, ready, restartable  # noqa: F401 - fixture
+from test_worker_lifecycle import ready
 from worker_helpers import enqueue, job, sql, wait_for
 
 from python_worker.config import Settings
@@ -54,31 +53,3 @@ def test_concurrency_shrinks_back_to_its_minimum_when_idle(url) -> None:
     peak, low = asyncio.run(burst_then_idle())
     assert peak > 2, "the backlog made it grow"
     assert low == 2, "idle, it shrank back to the range's minimum"
-
-
-def test_every_side_effect_lands_once_across_a_database_restart(url, spawn, restartable) -> None:  # noqa: F811
-    w = spawn(url, "--concurrency", "4", "--lease-seconds", "3", "--heartbeat-interval", "0.5",
-              "--poll-interval", "0.5", "--job-types", "test.write,test.noop")
-    ready(url, w)
-    ids = [r["id"] for r in sql(
-        url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.write',"
-             " 'payload', jsonb_build_object('seconds', 0.03), 'backoff_base', '0 seconds')))"
-             " as id from generate_series(1, 150)")]
-    wait_for(lambda: sql(url, "select count(*) as n from queue.job_history where id = any(%s)",
-                         (ids,))[0]["n"] >= 20, 20, "first completions")
-    restart = pg_ctl("-m", "fast", "-l", str(PGDATA.parent / "postgres.log"), "-w", "restart")
-    assert restart.returncode == 0, restart.stderr
-
-    def all_done() -> bool:
-        sql(url, "select queue.reap_expired_leases()")
-        rows = sql(url, "select status::text, count(*) as n from queue.all_jobs"
-                        " where id = any(%s) group by 1", (ids,))
-        return {r["status"]: r["n"] for r in rows} == {"completed": len(ids)}
-
-    wait_for(all_done, 60, f"all jobs completed\n{w.output()[-3000:]}", step=0.5)
-    effects = sql(url, "select e.job_id, e.attempt, h.attempt as final_attempt"
-                       " from public.effects as e join queue.job_history as h on h.id = e.job_id"
-                       " where e.job_id = any(%s)", (ids,))
-    per_job = Counter(e["job_id"] for e in effects)
-    assert set(per_job) == set(ids) and set(per_job.values()) == {1}, "each effect exactly once"
-    assert all(e["attempt"] == e["final_attempt"] for e in effects), "by the completing attempt"
