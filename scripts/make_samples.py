@@ -330,6 +330,8 @@ def build(out: Path) -> dict[str, object]:
                          "description"])
         writer.writerows(transactions)
 
+    write_exports(out, transactions)
+
     def receipt(rid: str, eml: str, kind: str, vendor: str | None, day: str | None,
                 total: int | None, tax: dict[str, dict[str, int]], reg: str | None,
                 match: dict[str, object], **extra: object) -> dict[str, object]:
@@ -378,6 +380,36 @@ def build(out: Path) -> dict[str, object]:
     (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
                                     encoding="utf-8")
     return truth
+
+
+ZEN = str.maketrans("0123456789,", "０１２３４５６７８９，")
+
+
+def write_exports(out: Path, transactions: list[tuple[str, str, str, str, int, str]]) -> None:
+    """The same lines as two Japanese exports, without ids: `bank-jp.csv` (cp932, a preamble,
+    お引出し/お預入れ columns, a salary credit) and `card-jp.csv` (UTF-8 with BOM, 2026年4月4日
+    dates, full-width ￥ amounts, a refund)."""
+    bank = [t for t in transactions if t[2] == "bank"]
+    rows = [["口座番号", "普通 1234567"], ["照会期間", "2026/04/01～2026/04/30"], [],
+            ["取引日", "摘要", "メモ", "お引出し", "お預入れ", "残高"]]
+    balance = 1_000_000
+    lines = [(d, desc, amount, 0) for _, _, _, d, amount, desc in bank]
+    lines.append(("2026-04-24", "ｷﾕｳﾖ ｶ)ｷﾕｳﾄﾚ-ﾃﾞｲﾝｸﾞ", 0, 300_000))
+    for day, desc, out_yen, in_yen in sorted(lines):
+        balance += in_yen - out_yen
+        rows.append([day.replace("-", "/"), desc, "", f"{out_yen:,}" if out_yen else "",
+                     f"{in_yen:,}" if in_yen else "", f"{balance:,}"])
+    with (out / "bank-jp.csv").open("w", encoding="cp932", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
+    card = [t for t in transactions if t[2] == "card"]
+    rows = [["ご利用日", "ご利用店名・商品名", "ご利用者", "支払区分", "ご利用金額", "備考"]]
+    for _, _, _, day, amount, desc in card:
+        y, m, d = (int(x) for x in day.split("-"))
+        rows.append([f"{y}年{m}月{d}日", desc, "本人", "１回払い",
+                     f"￥{amount:,}".translate(ZEN), ""])
+    rows.append(["2026年4月26日", "ﾌﾞﾂｸｽﾄｱ ﾍﾝﾋﾟﾝ", "本人", "１回払い", "-1,100", "返品"])
+    with (out / "card-jp.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
 
 
 def main(argv: list[str]) -> int:

@@ -177,7 +177,7 @@ def load_receipt(conn: Connection[Any], receipt_id: int, *, lock: bool = False) 
 
 
 def save_extraction(conn: Connection[Any], receipt_id: int, **fields: Any) -> None:
-    fields = dict(fields, receipt_id=receipt_id, tax=Jsonb(fields["tax"]))
+    fields = {"due_date": None, **fields, "receipt_id": receipt_id, "tax": Jsonb(fields["tax"])}
     conn.execute(
         """
         update receipts.receipts
@@ -188,6 +188,7 @@ def save_extraction(conn: Connection[Any], receipt_id: int, **fields: Any) -> No
             engine_version = %(engine_version)s,
             vendor = %(vendor)s,
             issue_date = %(issue_date)s,
+            due_date = %(due_date)s,
             total_yen = %(total_yen)s,
             tax = %(tax)s,
             registration_number = %(registration_number)s,
