@@ -96,6 +96,9 @@ receipts-correct: migrate $(STAMP)/venv ## correct a receipt: RECEIPT=id ARGS='-
 receipts-report: migrate $(STAMP)/venv ## a month's report (CSV, HTML, PDF): MONTH=2026-04
 	$(RECEIPTS) report $(MONTH)
 
+demo-large: deps migrate ## the pipeline on 200 generated mails (N=200 SEED=7) as a new user: accuracy by field and kind, matches
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts.demo --large $(or $(N),200) --seed $(or $(SEED),7) --fresh
+
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
 	$(VENV)/bin/ruff check python_worker tests scripts
