@@ -54,6 +54,7 @@ class ParsedReceipt:
     registration_checked: bool | None  # True: 法人番号 check digit holds; None: no number
     confidence: dict[str, float] = field(default_factory=dict)
     review_reasons: list[str] = field(default_factory=list)
+    due_date: date | None = None  # an invoice's お支払期限 / due date, when printed
 
 
 # --- normalisation and amounts ----------------------------------------------------------
@@ -73,7 +74,7 @@ def normalize_text(text: str) -> str:
 
 # OCR puts spaces after separators ("1, 100") and stray marks after the yen sign ("¥*480").
 _AMOUNT = re.compile(
-    r"(?<![\d.,])(?P<yen>¥\s*[*'`]?\s*)?(?P<num>\d{1,3}(?:[,.] ?\d{3})+(?![\d.,]\d)|\d+)"
+    r"(?<![\d.,])(?P<yen>¥\s*[*'`]?\s*)?(?P<num>\d{1,3}(?:[,.]{1,2} ?\d{3})+(?![\d.,]\d)|\d+)"
     r"(?P<suffix>\s*円|\s*-(?!\d)|\s*(?:点|個|品|%|件|枚))?"
 )
 
@@ -180,6 +181,17 @@ def _dates_in(line: str) -> list[tuple[date, float]]:
     return [(dt, conf) for _, dt, conf in sorted(found, key=lambda x: x[0])]
 
 
+_DUE = re.compile(r"支払(?:い)?期[限日]|振込期[限日]|due\s*(?:date|by|on)?|payment\s*due", re.I)
+
+
+def find_due_date(lines: list[str]) -> date | None:
+    """The payment due date of an invoice: the first date on a due line."""
+    for line in lines:
+        if _DUE.search(line) and (dates := _dates_in(line)):
+            return dates[0][0]
+    return None
+
+
 def find_date(lines: list[str]) -> tuple[date | None, float]:
     """The issue date: a date on a labelled line first, then the first date not on a
     due/expiry line, then any date at lower confidence."""
@@ -217,8 +229,35 @@ _LABEL_PREFIX = re.compile(r"^(?:発行元|店舗名?|販売元|事業者名?|fr
                            re.I)
 
 
+# OCR noise around a name: leading 、 . | and the like, a trailing | or a stray Latin letter or
+# two after a Japanese name ("株式会社さくら珈琲 l").
+_NOISE_LEAD = re.compile(r"^[\s、。,.|:;'\"`・_~=*\-]+")
+_NOISE_TAIL = re.compile(r"(?:\s+[|:;'\"`_~=*]+|\s+[A-Za-z]{1,2}(?<=[A-Za-z]))+$")
+_CJK_END = re.compile(r"[\u3040-\u30ff\u3400-\u9fff)）]$")
+_BILL_TO = re.compile(r"^(?:billed\s*to|bill\s*to|sold\s*to|ship\s*to|customer|請求先|宛先)\b"
+                      r"\s*:?\s*", re.I)
+_FROM_HEADING = re.compile(r"^(?:receipt|invoice|tax\s*invoice)\s+from\s+(?P<name>.+)$", re.I)
+
+
 def _clean_vendor(line: str) -> str:
-    return _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line)).strip(" :・-")
+    name = _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line))
+    name = _NOISE_LEAD.sub("", name).rstrip(" |")
+    bare = _NOISE_TAIL.sub("", name)
+    if bare != name and _CJK_END.search(bare):
+        name = bare  # only after a Japanese name: "Example Cloud Inc" keeps its letters
+    return name.strip(" :・-|")
+
+
+def _addressee_lines(lines: list[str]) -> set[int]:
+    """Indexes of an English 'Bill to' block: the label line and the name (and address)
+    under it, which name the customer, never the issuer."""
+    skip: set[int] = set()
+    for i, line in enumerate(lines):
+        m = _BILL_TO.match(line)
+        if m:
+            rest = line[m.end():].strip()
+            skip.update(range(i, i + (2 if rest else 3)))
+    return skip
 
 
 def find_vendor(lines: list[str],
@@ -232,14 +271,20 @@ def find_vendor(lines: list[str],
                 key = normalize_vendor(name)
                 if key and any(key == nl or (len(key) >= 3 and key in nl) for nl in norm_lines):
                     return vendor, 0.95
-    for line in lines:
-        if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line):
+    for line in lines[:6]:
+        if (m := _FROM_HEADING.match(line)) is not None:
+            cleaned = _clean_vendor(m["name"])
+            if len(cleaned) >= 2:
+                return cleaned, 0.85
+    customer = _addressee_lines(lines)
+    for i, line in enumerate(lines):
+        if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line) and i not in customer:
             cleaned = _clean_vendor(line)
             if len(cleaned) >= 2:
                 return cleaned, 0.85
-    for line in lines[:8]:
+    for i, line in enumerate(lines[:8]):
         if (_TITLE.match(re.sub(r"\s+", "", line)) or _CUSTOMER.search(line)
-                or _NOISE.search(line)):
+                or _NOISE.search(line) or i in customer):
             continue
         cleaned = _clean_vendor(line)
         if len(cleaned) >= 2 and not _DATE_LABEL.search(cleaned) and not _dates_in(cleaned):
@@ -291,11 +336,20 @@ def find_registration_number(text: str) -> tuple[str | None, bool | None]:
 _RATE = re.compile(r"(?<![\d.,¥])(10|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
 _BASE_KW = re.compile(r"対象|taxable", re.I)
 _TAX_KW = re.compile(r"(?:内\s*)?消費税(?:等)?|税額|内税|(?<![a-z])(?:consumption\s*)?tax"
-                     r"(?![a-z])", re.I)
+                     r"(?![a-z])|(?<![A-Za-z])JCT(?![A-Za-z])", re.I)
+# "JCT (10% on ¥15,000) ¥1,500": the amount in the brackets is the taxable base, not the tax
+_RATE_ON_BASE = re.compile(r"\(\s*(8|10)\s*%\s*on\s*(¥?\s*[\d,.]+)\s*\)", re.I)
 _REDUCED = re.compile(r"軽減|※|軽")
 # "Total (incl. tax)" and 税込 mention tax without being a tax line.
-_TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax|tax\s*incl(?:uded|\.)?|"
-                           r"税込み?", re.I)
+# But "(incl. tax 10% ¥835)" is one: a rate and an amount follow, so it is left alone.
+_TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax"
+                           r"(?!\s*:?\s*\(?\s*(?:8|10)\s*%)|tax\s*incl(?:uded|\.)?|税込み?", re.I)
+
+
+def _base_first(line: str) -> str:
+    """'JCT (10% on ¥15,000) ¥1,500' → '10%対象 ¥15,000 消費税 ¥1,500'."""
+    m = _RATE_ON_BASE.search(line)
+    return f"{m[1]}%対象 {m[2]} 消費税 {line[m.end():]}" if m else line
 
 
 def _consistent(tax: int, amount: int, rate: int, inclusive: bool) -> bool:
@@ -307,7 +361,7 @@ def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBa
     """Tax per rate from 対象/消費税 lines, resolved to net/tax/gross; review reasons."""
     raw: dict[int | None, dict[str, int]] = {}
     last_rate: int | None = None
-    for line in (_TAX_INCLUDED.sub(" ", x) for x in lines):
+    for line in (_base_first(_TAX_INCLUDED.sub(" ", x)) for x in lines):
         base_kw, tax_kw = _BASE_KW.search(line), _TAX_KW.search(line)
         rate_m = _RATE.search(line)
         rate = int(rate_m[1]) if rate_m else None
@@ -364,6 +418,24 @@ def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBa
     return bands, reasons
 
 
+_SUBTOTAL = re.compile(r"小計|sub\s*-?\s*total", re.I)
+
+
+def _agreed_total(lines: list[str], bands: dict[int, TaxBand]) -> int | None:
+    """The sum of the tax bands' gross amounts, when it is also printed on the subtotal line
+    or as another amount on a total line; else None."""
+    grosses = [b.gross for b in bands.values()]
+    if not grosses or any(g is None for g in grosses):
+        return None
+    wanted = sum(g for g in grosses if g is not None)
+    for line in lines:
+        labelled = _SUBTOTAL.search(line) or (
+            not _NOT_TOTAL.search(line) and any(p.search(line) for p in _TOTAL_RE[:-1]))
+        if labelled and wanted in (a for a, _, _ in _amounts(line)):
+            return wanted
+    return None
+
+
 # --- entry point ------------------------------------------------------------------------
 
 def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
@@ -398,6 +470,9 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         reasons.append("vendor_missing")
 
     bands, tax_reasons = find_tax_bands(lines, total)
+    if "tax_bands_mismatch" in tax_reasons and (agreed := _agreed_total(lines, bands)):
+        total = agreed  # OCR noise in the total ("¥1,.040" read as 1): two printed figures agree
+        bands, tax_reasons = find_tax_bands(lines, total)
     if not bands and total is not None:
         tax_reasons.append("tax_missing")  # 適格簡易請求書 must show tax or rate per band
     reasons.extend(tax_reasons)
@@ -419,5 +494,9 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         "tax": round(tax_conf * scale, 3),
         "registration_number": round(reg_conf * scale, 3),
     }
+    due = find_due_date(lines)
+    if due is not None and issue_date is not None and not (
+            issue_date <= due <= issue_date + timedelta(days=120)):
+        due = None  # a due date before the issue date, or months later, is a misreading
     return ParsedReceipt(vendor, issue_date, total, bands, reg, reg_ok, confidence,
-                         list(dict.fromkeys(reasons)))
+                         list(dict.fromkeys(reasons)), due)

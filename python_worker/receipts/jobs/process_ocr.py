@@ -72,6 +72,7 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
         engine_version=result.engine,
         vendor=parsed.vendor,
         issue_date=parsed.issue_date,
+        due_date=parsed.due_date,
         total_yen=parsed.total,
         tax=tax_json(parsed),
         registration_number=parsed.registration_number,

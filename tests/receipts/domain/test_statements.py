@@ -99,7 +99,7 @@ def test_signed_amount_with_negative_expenses() -> None:
 
 def test_missing_columns_and_bad_rows_are_named() -> None:
     with pytest.raises(StatementError, match="no header row with the columns 取引日"):
-        read_statement("date,amount\n2026-04-01,1\n".encode(), load_profile("bank-jp"))
+        read_statement(b"date,amount\n2026-04-01,1\n", load_profile("bank-jp"))
     with pytest.raises(StatementError, match="line 3: not a date: '2026/13/01'"):
         read_statement(b"date,amount,description\n2026-04-01,1,a\n2026/13/01,2,b\n",
                        load_profile("generic"))
