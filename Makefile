@@ -101,7 +101,7 @@ demo-large: deps migrate ## the pipeline on 200 generated mails (N=200 SEED=7) a
 
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
-	$(VENV)/bin/ruff check python_worker tests scripts
+	$(VENV)/bin/ruff check python_worker tests scripts examples
 	$(VENV)/bin/lint-imports
 
 check-functions: migrate ## plpgsql_check over every function in queue
