@@ -56,7 +56,7 @@ def rows_by_eml(conn: psycopg.Connection[Any], owner: UUID) -> dict[str, dict[st
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
-            select s.*, m.source_key, r.ocr_text, r.confidence as ocr_confidence
+            select s.*, m.source_key, m.from_name, r.ocr_text, r.confidence as ocr_confidence
             from receipts.receipt_summary as s
             inner join receipts.email_messages as m on m.id = s.email_message_id
             inner join receipts.receipts as r on r.id = s.receipt_id
@@ -75,8 +75,8 @@ def report(truth: dict[str, Any], rows: dict[str, dict[str, Any]], reparse: bool
         row = rows.get(t["eml"])
         got = row
         if reparse and row is not None and row["ocr_text"]:
-            parsed = parse_receipt(row["ocr_text"], ocr_confidence=float(row["ocr_confidence"]
-                                                                         or 1.0))
+            parsed = parse_receipt(row["ocr_text"], sender=row["from_name"],
+                                   ocr_confidence=float(row["ocr_confidence"] or 1.0))
             got = {"vendor": parsed.vendor, "issue_date": parsed.issue_date,
                    "total_yen": parsed.total, "tax": tax_json(parsed),
                    "registration_number": parsed.registration_number}

@@ -3,8 +3,9 @@
 Public API (pure, no database):
 
 - `parse_receipt(text: str, *, ocr_confidence: float = 1.0, aliases: Mapping[str, Iterable[str]]
-  | None = None, today: date | None = None, min_ocr_confidence: float = 0.6,
-  retention_years: int = 7) -> ParsedReceipt`
+  | None = None, sender: str | None = None, today: date | None = None,
+  min_ocr_confidence: float = 0.6, retention_years: int = 7) -> ParsedReceipt`; `sender` is
+  the mail's From: display name, a cross-check of the vendor's spelling
 - `ParsedReceipt(vendor, issue_date, total, tax: dict[int, TaxBand], registration_number,
   registration_checked, confidence: dict[str, float], review_reasons: list[str])`
 - `TaxBand(rate, net, tax, gross)`: yen, `net + tax == gross` when all are known; `net` is the
@@ -158,6 +159,15 @@ def _safe_date(y: int, m: int, d: int) -> date | None:
         return None
 
 
+def _zero_read_as_nine(year: int, month: str, day: str) -> date | None:
+    """tesseract's jpn model reads 0 as 9: '2026/94/18' is 2026-04-18. Tried only when the
+    date as read is impossible, and only on a leading 9 of a two-digit month or day."""
+    fixed = [("0" + x[1:]) if len(x) == 2 and x[0] == "9" else x for x in (month, day)]
+    if fixed == [month, day]:
+        return None
+    return _safe_date(year, int(fixed[0]), int(fixed[1]))
+
+
 def _dates_in(line: str) -> list[tuple[date, float]]:
     found: list[tuple[int, date, float]] = []
     for m in _ERA.finditer(line):
@@ -168,6 +178,8 @@ def _dates_in(line: str) -> list[tuple[date, float]]:
     for m in _WESTERN.finditer(line):
         if (dt := _safe_date(int(m[1]), int(m[2]), int(m[3]))) is not None:
             found.append((m.start(), dt, 0.95))
+        elif (dt := _zero_read_as_nine(int(m[1]), m[2], m[3])) is not None:
+            found.append((m.start(), dt, 0.7))
     for m in _EN_MDY.finditer(line):
         if (dt := _safe_date(int(m[3]), _MONTHS[m[1][:3].lower()], int(m[2]))) is not None:
             found.append((m.start(), dt, 0.9))
@@ -239,13 +251,36 @@ _BILL_TO = re.compile(r"^(?:billed\s*to|bill\s*to|sold\s*to|ship\s*to|customer|�
 _FROM_HEADING = re.compile(r"^(?:receipt|invoice|tax\s*invoice)\s+from\s+(?P<name>.+)$", re.I)
 
 
+_LATIN_FORM_COMMA = re.compile(r"\b(Inc|Ltd|Co|Corp|K\.K|LLC)\s*,$")
+
+
 def _clean_vendor(line: str) -> str:
     name = _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line))
     name = _NOISE_LEAD.sub("", name).rstrip(" |")
     bare = _NOISE_TAIL.sub("", name)
     if bare != name and _CJK_END.search(bare):
         name = bare  # only after a Japanese name: "Example Cloud Inc" keeps its letters
+    name = _LATIN_FORM_COMMA.sub(r"\1.", name)  # "Inc," is "Inc." with the dot misread
     return name.strip(" :・-|")
+
+
+def _maybe_addressee(line: str) -> bool:
+    """A Japanese name followed by a stray Latin token ("株式会社キュウ・トレーディング KR"):
+    often 様 misread, so the line may name the customer."""
+    bare = _NOISE_TAIL.sub("", line.rstrip(" |"))
+    return bare != line.rstrip(" |") and bool(_CJK_END.search(bare))
+
+
+def _same_name_other_spelling(found: str, sender: str | None) -> str | None:
+    """The sender's display name when it is the found name with a few characters read
+    differently (髙 read as 高): same length, at most 2 characters apart."""
+    if not sender:
+        return None
+    a, b = re.sub(r"\s+", "", found), re.sub(r"\s+", "", sender)
+    if a == b or len(a) != len(b) or len(a) < 4:
+        return None
+    differing = sum(x != y for x, y in zip(a, b, strict=True))
+    return sender.strip() if differing <= min(2, len(a) // 4) else None
 
 
 def _addressee_lines(lines: list[str]) -> set[int]:
@@ -277,11 +312,14 @@ def find_vendor(lines: list[str],
             if len(cleaned) >= 2:
                 return cleaned, 0.85
     customer = _addressee_lines(lines)
-    for i, line in enumerate(lines):
-        if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line) and i not in customer:
-            cleaned = _clean_vendor(line)
-            if len(cleaned) >= 2:
-                return cleaned, 0.85
+    formal = [(i, line) for i, line in enumerate(lines)
+              if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line) and i not in customer]
+    # a clean legal-form line before one that may be an addressee with 様 misread
+    formal.sort(key=lambda x: (_maybe_addressee(x[1]), x[0]))
+    for _, line in formal:
+        cleaned = _clean_vendor(line)
+        if len(cleaned) >= 2:
+            return cleaned, 0.85
     for i, line in enumerate(lines[:8]):
         if (_TITLE.match(re.sub(r"\s+", "", line)) or _CUSTOMER.search(line)
                 or _NOISE.search(line) or i in customer):
@@ -294,7 +332,10 @@ def find_vendor(lines: list[str],
 
 # --- registration number ----------------------------------------------------------------
 
-_REG_LABELLED = re.compile(r"登\s*録\s*番\s*号[^\w\n]{0,4}([TtI1l|7])?\s*((?:\d[\s-]?){13})(?!\d)")
+# 登録番号, or the English labels of SaaS invoices; up to 15 digits, because OCR reads the "T"
+# as "1", "7" or "17" in front of the 13.
+_REG_LABELLED = re.compile(r"(?:登\s*録\s*番\s*号|registration\s*(?:no\.?|number|#)|reg\.\s*no\.?)"
+                           r"[^\w\n]{0,4}([TtIl|])?\s*-?\s*((?:\d[ -]?){13,15})(?!\d)", re.I)
 _REG_T = re.compile(r"(?<![A-Za-z0-9])T\s*-?\s*(\d(?:\s*-?\s*\d){12})(?!\d)")
 _REG_BARE = re.compile(r"(?<![\d-])(\d{13})(?!\d)")
 
@@ -320,6 +361,10 @@ def find_registration_number(text: str) -> tuple[str | None, bool | None]:
     m = _REG_LABELLED.search(text)
     if m:
         digits = re.sub(r"\D", "", m[2])
+        if len(digits) > 13:  # a misread T in front: the number is the last 13 digits ...
+            right, left = digits[-13:], digits[:13]
+            digits = left if (is_valid_corporate_number(left)
+                              and not is_valid_corporate_number(right)) else right
         return "T" + digits, is_valid_corporate_number(digits)
     m = _REG_T.search(text)
     if m:
@@ -333,17 +378,28 @@ def find_registration_number(text: str) -> tuple[str | None, bool | None]:
 
 # --- tax bands --------------------------------------------------------------------------
 
-_RATE = re.compile(r"(?<![\d.,¥])(10|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
+# "19%" is 10% with the 0 read as 9 (no 19% rate exists in Japan)
+_RATE = re.compile(r"(?<![\d.,¥])(1[09]|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
 _BASE_KW = re.compile(r"対象|taxable", re.I)
 _TAX_KW = re.compile(r"(?:内\s*)?消費税(?:等)?|税額|内税|(?<![a-z])(?:consumption\s*)?tax"
                      r"(?![a-z])|(?<![A-Za-z])JCT(?![A-Za-z])", re.I)
 # "JCT (10% on ¥15,000) ¥1,500": the amount in the brackets is the taxable base, not the tax
-_RATE_ON_BASE = re.compile(r"\(\s*(8|10)\s*%\s*on\s*(¥?\s*[\d,.]+)\s*\)", re.I)
+_RATE_ON_BASE = re.compile(r"\(\s*(8|10)\s*%\s*on\s*(¥?\s*\d[\d,. ]*\d)\s*\)", re.I)
 _REDUCED = re.compile(r"軽減|※|軽")
 # "Total (incl. tax)" and 税込 mention tax without being a tax line.
 # But "(incl. tax 10% ¥835)" is one: a rate and an amount follow, so it is left alone.
 _TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax"
                            r"(?!\s*:?\s*\(?\s*(?:8|10)\s*%)|tax\s*incl(?:uded|\.)?|税込み?", re.I)
+
+
+_SUBTOTAL = re.compile(r"小計|sub\s*-?\s*total", re.I)
+
+
+def _subtotal(lines: list[str]) -> int | None:
+    for line in lines:
+        if _SUBTOTAL.search(line) and (found := _amounts(line[_SUBTOTAL.search(line).end():])):
+            return found[0][0]
+    return None
 
 
 def _base_first(line: str) -> str:
@@ -364,7 +420,7 @@ def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBa
     for line in (_base_first(_TAX_INCLUDED.sub(" ", x)) for x in lines):
         base_kw, tax_kw = _BASE_KW.search(line), _TAX_KW.search(line)
         rate_m = _RATE.search(line)
-        rate = int(rate_m[1]) if rate_m else None
+        rate = (10 if rate_m[1] == "19" else int(rate_m[1])) if rate_m else None
         if not (base_kw or tax_kw):
             last_rate = rate if rate is not None else None
             continue
@@ -399,6 +455,11 @@ def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBa
         base, tax = slot.get("base"), slot.get("tax")
         if base is None and tax is not None and len(known) == 1 and total is not None:
             base = total  # single band: the total is its gross amount
+            subtotal = _subtotal(lines)
+            if (subtotal is not None and not _consistent(tax, base, rate, True)
+                    and not _consistent(tax, base, rate, False)
+                    and _consistent(tax, subtotal, rate, False)):
+                base = subtotal  # 外税: 小計 + 消費税 = 合計, and the total was misread
         if base is not None and tax is not None:
             if _consistent(tax, base, rate, True):
                 bands[rate] = TaxBand(rate, base - tax, tax, base)
@@ -418,7 +479,6 @@ def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBa
     return bands, reasons
 
 
-_SUBTOTAL = re.compile(r"小計|sub\s*-?\s*total", re.I)
 
 
 def _agreed_total(lines: list[str], bands: dict[int, TaxBand]) -> int | None:
@@ -433,6 +493,17 @@ def _agreed_total(lines: list[str], bands: dict[int, TaxBand]) -> int | None:
             not _NOT_TOTAL.search(line) and any(p.search(line) for p in _TOTAL_RE[:-1]))
         if labelled and wanted in (a for a, _, _ in _amounts(line)):
             return wanted
+    # one misread last digit in the total ('¥4,.136' for 4,130), when a single band's amount
+    # is printed on another line too (乗車料金 ¥4,130): two figures against one
+    totals = [i for i, line in enumerate(lines)
+              if not _NOT_TOTAL.search(line) and any(p.search(line) for p in _TOTAL_RE[:-1])]
+    elsewhere = [i for i, line in enumerate(lines) if i not in totals
+                 and not _BASE_KW.search(line) and wanted in (a for a, _, _ in _amounts(line))]
+    if len(grosses) == 1 and elsewhere:
+        for i in totals:
+            read = [a for a, _, _ in _amounts(lines[i])]
+            if read and len(str(read[0])) == len(str(wanted)) and read[0] // 10 == wanted // 10:
+                return wanted
     return None
 
 
@@ -440,6 +511,7 @@ def _agreed_total(lines: list[str], bands: dict[int, TaxBand]) -> int | None:
 
 def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
                   aliases: Mapping[str, Iterable[str]] | None = None,
+                  sender: str | None = None,
                   today: date | None = None, min_ocr_confidence: float = 0.6,
                   retention_years: int = 7) -> ParsedReceipt:
     """Extract every field from `text` (a text layer or OCR output). `today` bounds plausible
@@ -464,6 +536,8 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         reasons.append("date_too_old")
 
     vendor, vendor_conf = find_vendor(lines, aliases)
+    if vendor is not None and (spelled := _same_name_other_spelling(vendor, sender)):
+        vendor = spelled  # the mail's From: name spells it as the vendor does (髙, not 高)
     if vendor_conf < 0.7 and ocr_confidence < min_ocr_confidence:
         vendor, vendor_conf = None, 0.0  # "first plausible line" of garbage is a guess
     if vendor is None:

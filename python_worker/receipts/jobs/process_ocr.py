@@ -60,7 +60,8 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
         return {"receipt_id": job.receipt_id, "status": "needs_review", "reasons": ["unreadable"]}
 
     parsed = parse_receipt(result.text, ocr_confidence=result.confidence,
-                           aliases=store.vendor_aliases(conn, receipt["owner_id"]))
+                           aliases=store.vendor_aliases(conn, receipt["owner_id"]),
+                           sender=receipt["from_name"])
     reasons = list(parsed.review_reasons)
     status = "needs_review" if reasons else "extracted"
     store.save_extraction(

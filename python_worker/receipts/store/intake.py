@@ -35,14 +35,14 @@ def insert_email_message(conn: Connection[Any], **fields: Any) -> tuple[Row, boo
         conn,
         """
         insert into receipts.email_messages
-            (owner_id, source, source_key, message_id, raw_sha256, raw_key, from_addr, subject,
-             sent_at)
+            (owner_id, source, source_key, message_id, raw_sha256, raw_key, from_addr, from_name,
+             subject, sent_at)
         values (%(owner_id)s, %(source)s, %(source_key)s, %(message_id)s, %(raw_sha256)s,
-                %(raw_key)s, %(from_addr)s, %(subject)s, %(sent_at)s)
+                %(raw_key)s, %(from_addr)s, %(from_name)s, %(subject)s, %(sent_at)s)
         on conflict do nothing
         returning *
         """,
-        fields,
+        {"from_name": None, **fields},
     )
     if created is not None:
         return created, True
@@ -166,9 +166,10 @@ def load_receipt(conn: Connection[Any], receipt_id: int, *, lock: bool = False) 
         conn,
         f"""
         select r.*, f.sha256, f.filename, f.content_type, f.blob_key, f.storage_path,
-            f.storage_backend, f.size_bytes
+            f.storage_backend, f.size_bytes, m.from_addr, m.from_name
         from receipts.receipts as r
         inner join receipts.files as f on f.id = r.file_id
+        left join receipts.email_messages as m on m.id = r.email_message_id
         where r.id = %s
         {"for update of r" if lock else ""}
         """,

@@ -138,3 +138,70 @@ def test_katakana_vendor_against_romaji_card_text(vendor: str, card: str) -> Non
 def test_romaji_does_not_make_unrelated_names_similar() -> None:
     assert vendor_similarity(normalize_vendor("ヒカリドラッグ"),
                              normalize_vendor("TAKASHIMA STORE")) < 0.5
+
+
+# --- registration numbers, rates and dates misread on scans --------------------------------
+
+@pytest.mark.parametrize(("line", "number"), [
+    ("Registration No. 12168494888361", "T2168494888361"),  # T read as 1
+    ("登録番号 171205380810795", "T1205380810795"),  # T read as 17
+    ("登録番号 1166247805478", "T1166247805478"),  # T dropped
+    ("Registration Number: T2168494888361", "T2168494888361"),
+])
+def test_registration_number_with_the_t_misread(line: str, number: str) -> None:
+    parsed = parse_receipt(f"Example Cloud Inc.\nDate: 2026-04-03\nTotal ¥1,100\n{line}",
+                           today=TODAY)
+    assert parsed.registration_number == number
+
+
+def test_a_rate_read_as_19_percent_is_10() -> None:
+    parsed = parse_receipt("株式会社ひかりドラッグ\n2026/04/28\nマグカップ ¥2,290\n合計 ¥2,290\n"
+                           "19% 対象 ¥2,290 (内消費税 \\208)", today=TODAY)
+    assert {r: (b.net, b.tax) for r, b in parsed.tax.items()} == {10: (2082, 208)}
+
+
+def test_an_impossible_date_with_0_read_as_9_is_repaired() -> None:
+    parsed = parse_receipt("株式会社テックサービス\n発行日 2026/94/18\nご請求金額 ¥35,200\n"
+                           "お支払期限 2026年5月8日", today=TODAY)
+    assert parsed.issue_date == date(2026, 4, 18)
+
+
+def test_exclusive_invoice_uses_the_subtotal_when_the_total_is_misread() -> None:
+    parsed = parse_receipt("株式会社テックサービス\n発行日 2026年5月1日\n小計 \\35,000\n"
+                           "消費税 (19%) ¥ 3,500\nご請求金額 ~\\38,560", today=TODAY)
+    assert {r: (b.net, b.tax) for r, b in parsed.tax.items()} == {10: (35000, 3500)}
+    assert parsed.total == 38560 and "tax_bands_mismatch" in parsed.review_reasons  # review
+
+
+# --- totals: a last digit misread -------------------------------------------------------------
+
+def test_a_total_with_its_last_digit_misread_is_taken_from_two_agreeing_figures() -> None:
+    parsed = parse_receipt("日本交通タクシー株式会社\n令和 8 年 5 月 1 日\n乗車料金 ¥ 4,130\n"
+                           "合計 \\4,.136\n(10% 対象 ¥4,130 内消費税 \\375)", today=TODAY)
+    assert parsed.total == 4130 and parsed.review_reasons == []
+
+
+def test_a_misread_band_does_not_overrule_a_total_read_right() -> None:
+    # two bands, the 10% one misread (1,579 for 1,570): the total stays as printed, to review
+    parsed = parse_receipt("株式会社ひかりドラッグ\n2026年5月16日\n小計 ¥4,290\n"
+                           "8%対象 ¥2,720 (内消費税 ¥201)\n10%対象 ¥1,579 (内消費税 ¥142)\n"
+                           "合計 ¥4,290", today=TODAY)
+    assert parsed.total == 4290 and "tax_bands_mismatch" in parsed.review_reasons
+
+
+# --- vendor: 様 misread, the sender's spelling -------------------------------------------------
+
+def test_a_customer_line_with_sama_misread_loses_to_the_clean_issuer() -> None:
+    lines = ["領収書", "合同会社サンプル商事 tk", "有限会社みどり駐車場", "2026 年 4 月 11 日"]
+    assert find_vendor(lines)[0] == "有限会社みどり駐車場"
+    assert find_vendor(["Bluefin Analytics Inc,", "Date: April 29, 2026"])[0] == \
+        "Bluefin Analytics Inc."
+
+
+def test_the_senders_display_name_fixes_a_misread_character_only() -> None:
+    text = "株式会社高島ストア\n2026年4月3日\n合計 ¥1,100"
+    fixed = parse_receipt(text, sender="株式会社髙島ストア", today=TODAY)
+    assert fixed.vendor == "株式会社髙島ストア"
+    assert parse_receipt(text, sender="髙島ストア", today=TODAY).vendor == "株式会社高島ストア"
+    assert parse_receipt(text, sender="株式会社テックサービス", today=TODAY).vendor == \
+        "株式会社高島ストア"  # another name altogether: the receipt wins
