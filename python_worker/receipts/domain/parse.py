@@ -10,9 +10,11 @@ Public API (pure, no database):
   registration_checked, confidence: dict[str, float], review_reasons: list[str])`
 - `TaxBand(rate, net, tax, gross)`: yen, `net + tax == gross` when all are known; `net` is the
   tax-exclusive amount whether the receipt printed it inclusive (内税) or exclusive (外税).
-- `normalize_text(text) -> str`, `parse_amount(s) -> int | None`, `find_total(lines)`,
-  `find_date(lines)`, `find_vendor(lines, aliases)`, `find_registration_number(text)`,
-  `corporate_number_check_digit(digits12) -> int`, `is_valid_corporate_number(digits13)`.
+- `normalize_text(text) -> str`, `parse_amount(s) -> int | None`, `find_total(lines)`
+  (amounts.py), `find_date(lines)`, `find_due_date(lines)`, `find_vendor(lines, aliases)`,
+  `find_tax_bands(lines, total)` (tax.py), `find_registration_number(text)`,
+  `corporate_number_check_digit(digits12) -> int`, `is_valid_corporate_number(digits13)`
+  (registration.py); all importable from here.
 
 Nothing is guessed: a field that is absent or doubtful is None or carries a `review_reasons`
 entry: `total_missing`, `total_unlabelled`, `date_missing`, `date_in_future`, `date_too_old`,
@@ -29,20 +31,24 @@ still deserve the NTA lookup before they are trusted.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from .amounts import find_total, normalize_text, parse_amount
 from .matching import normalize_vendor
+from .registration import (
+    corporate_number_check_digit,
+    find_registration_number,
+    is_valid_corporate_number,
+)
+from .tax import TaxBand, agreed_total, find_tax_bands
 
-
-@dataclass(frozen=True)
-class TaxBand:
-    rate: int
-    net: int | None
-    tax: int | None
-    gross: int | None
+__all__ = [
+    "ParsedReceipt", "TaxBand", "corporate_number_check_digit", "find_date", "find_due_date",
+    "find_registration_number", "find_tax_bands", "find_total", "find_vendor",
+    "is_valid_corporate_number", "normalize_text", "parse_amount", "parse_receipt",
+]
 
 
 @dataclass(frozen=True)
@@ -56,84 +62,6 @@ class ParsedReceipt:
     confidence: dict[str, float] = field(default_factory=dict)
     review_reasons: list[str] = field(default_factory=list)
     due_date: date | None = None  # an invoice's お支払期限 / due date, when printed
-
-
-# --- normalisation and amounts ----------------------------------------------------------
-
-_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-
-
-def normalize_text(text: str) -> str:
-    """NFKC (full-width digits, ￥, ，), backslash-as-yen before digits, dashes to '-',
-    collapsed spaces, blank lines dropped."""
-    t = unicodedata.normalize("NFKC", text)
-    t = re.sub(r"\\(?=\s*\d)", "¥", t)  # JIS-Roman yen is often read as a backslash
-    t = re.sub(f"[{_DASHES}](?=\\s*\\d)", "-", t)
-    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in t.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-# OCR puts spaces after separators ("1, 100") and stray marks after the yen sign ("¥*480").
-_AMOUNT = re.compile(
-    r"(?<![\d.,])(?P<yen>¥\s*[*'`]?\s*)?(?P<num>\d{1,3}(?:[,.]{1,2} ?\d{3})+(?![\d.,]\d)|\d+)"
-    r"(?P<suffix>\s*円|\s*-(?!\d)|\s*(?:点|個|品|%|件|枚))?"
-)
-
-
-def _amounts(segment: str) -> list[tuple[int, int, bool]]:
-    """(value, start offset, has yen marker) for money-like numbers in `segment`."""
-    out = []
-    for m in _AMOUNT.finditer(segment):
-        suffix = (m["suffix"] or "").strip()
-        if suffix and suffix not in ("円", "-"):
-            continue  # counts (3点) and rates (10%) are not money
-        if m["yen"] is None and not suffix and len(m["num"]) > 9:
-            continue  # long digit runs: phone, card or registration numbers
-        out.append((int(re.sub(r"[,. ]", "", m["num"])), m.start(), bool(m["yen"] or suffix)))
-    return out
-
-
-def parse_amount(s: str) -> int | None:
-    """First amount in `s` in yen: '¥1,100' → 1100, '１，１００円' → 1100, '1.100-' → 1100."""
-    found = _amounts(normalize_text(s))
-    return found[0][0] if found else None
-
-
-# --- total ------------------------------------------------------------------------------
-
-_TOTAL_LABELS = [
-    r"総合計", r"お支払(?:い)?(?:金額|合計)", r"ご?請求(?:金)?額", r"領収金額", r"税込合計",
-    r"合計金額", r"お買上げ?(?:合)?計", r"お買い上げ合計", r"合\s*計", r"grand\s*total",
-    r"amount\s*(?:due|paid)", r"total\s*(?:due|amount|\(.*?\))?", r"金額",
-]
-_TOTAL_RE = [re.compile(p, re.I) for p in _TOTAL_LABELS]
-_NOT_TOTAL = re.compile(
-    r"小計|対象|内税|消費税|税額|お預|お釣|釣銭|点数|sub\s*-?\s*total|total\s*tax|tax\s*total|"
-    r"change|tendered|^\s*(?:consumption\s*)?tax", re.I)
-
-
-def find_total(lines: list[str]) -> tuple[int | None, float]:
-    """The labelled total (best label wins, first occurrence); else the largest yen-marked
-    amount at low confidence. Returns (total, rule confidence)."""
-    best: tuple[int, int, int] | None = None  # (label rank, line index, amount)
-    for i, line in enumerate(lines):
-        if _NOT_TOTAL.search(line):
-            continue
-        for rank, pattern in enumerate(_TOTAL_RE):
-            m = pattern.search(line)
-            if not m:
-                continue
-            found = _amounts(line[m.end():])
-            if not found and i + 1 < len(lines) and not _NOT_TOTAL.search(lines[i + 1]):
-                found = _amounts(lines[i + 1])  # label and value on separate lines
-            if found and (best is None or rank < best[0]):
-                best = (rank, i, found[0][0])
-            break
-    if best is not None:
-        return best[2], 0.95 if best[0] < len(_TOTAL_RE) - 1 else 0.7
-    marked = [a for line in lines if not _NOT_TOTAL.search(line)
-              for a, _, yen in _amounts(line) if yen]
-    return (max(marked), 0.4) if marked else (None, 0.0)
 
 
 # --- date -------------------------------------------------------------------------------
@@ -330,183 +258,6 @@ def find_vendor(lines: list[str],
     return None, 0.0
 
 
-# --- registration number ----------------------------------------------------------------
-
-# 登録番号, or the English labels of SaaS invoices; up to 15 digits, because OCR reads the "T"
-# as "1", "7" or "17" in front of the 13.
-_REG_LABELLED = re.compile(r"(?:登\s*録\s*番\s*号|registration\s*(?:no\.?|number|#)|reg\.\s*no\.?)"
-                           r"[^\w\n]{0,4}([TtIl|])?\s*-?\s*((?:\d[ -]?){13,15})(?!\d)", re.I)
-_REG_T = re.compile(r"(?<![A-Za-z0-9])T\s*-?\s*(\d(?:\s*-?\s*\d){12})(?!\d)")
-_REG_BARE = re.compile(r"(?<![\d-])(\d{13})(?!\d)")
-
-
-def corporate_number_check_digit(digits12: str) -> int:
-    """法人番号 check digit: 9 − (Σ Pn·Qn mod 9), Pn the n-th digit from the right,
-    Qn = 1 for odd n and 2 for even n."""
-    total = sum(int(c) * (1 if n % 2 else 2) for n, c in enumerate(reversed(digits12), 1))
-    return 9 - total % 9
-
-
-def is_valid_corporate_number(digits13: str) -> bool:
-    return (len(digits13) == 13 and digits13.isdigit()
-            and int(digits13[0]) == corporate_number_check_digit(digits13[1:]))
-
-
-def find_registration_number(text: str) -> tuple[str | None, bool | None]:
-    """('T' + 13 digits, check digit holds) or (None, None).
-
-    Labelled (登録番号) first, tolerating a 'T' misread as 1/I/l/|/7; then an unlabelled
-    T + 13 digits; then a bare 13-digit run only when its 法人番号 check digit holds.
-    """
-    m = _REG_LABELLED.search(text)
-    if m:
-        digits = re.sub(r"\D", "", m[2])
-        if len(digits) > 13:  # a misread T in front: the number is the last 13 digits ...
-            right, left = digits[-13:], digits[:13]
-            digits = left if (is_valid_corporate_number(left)
-                              and not is_valid_corporate_number(right)) else right
-        return "T" + digits, is_valid_corporate_number(digits)
-    m = _REG_T.search(text)
-    if m:
-        digits = re.sub(r"\D", "", m[1])
-        return "T" + digits, is_valid_corporate_number(digits)
-    for m in _REG_BARE.finditer(text):
-        if is_valid_corporate_number(m[1]):
-            return "T" + m[1], True
-    return None, None
-
-
-# --- tax bands --------------------------------------------------------------------------
-
-# "19%" is 10% with the 0 read as 9 (no 19% rate exists in Japan)
-_RATE = re.compile(r"(?<![\d.,¥])(1[09]|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
-_BASE_KW = re.compile(r"対象|taxable", re.I)
-_TAX_KW = re.compile(r"(?:内\s*)?消費税(?:等)?|税額|内税|(?<![a-z])(?:consumption\s*)?tax"
-                     r"(?![a-z])|(?<![A-Za-z])JCT(?![A-Za-z])", re.I)
-# "JCT (10% on ¥15,000) ¥1,500": the amount in the brackets is the taxable base, not the tax
-_RATE_ON_BASE = re.compile(r"\(\s*(8|10)\s*%\s*on\s*(¥?\s*\d[\d,. ]*\d)\s*\)", re.I)
-_REDUCED = re.compile(r"軽減|※|軽")
-# "Total (incl. tax)" and 税込 mention tax without being a tax line.
-# But "(incl. tax 10% ¥835)" is one: a rate and an amount follow, so it is left alone.
-_TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax"
-                           r"(?!\s*:?\s*\(?\s*(?:8|10)\s*%)|tax\s*incl(?:uded|\.)?|税込み?", re.I)
-
-
-_SUBTOTAL = re.compile(r"小計|sub\s*-?\s*total", re.I)
-
-
-def _subtotal(lines: list[str]) -> int | None:
-    for line in lines:
-        if _SUBTOTAL.search(line) and (found := _amounts(line[_SUBTOTAL.search(line).end():])):
-            return found[0][0]
-    return None
-
-
-def _base_first(line: str) -> str:
-    """'JCT (10% on ¥15,000) ¥1,500' → '10%対象 ¥15,000 消費税 ¥1,500'."""
-    m = _RATE_ON_BASE.search(line)
-    return f"{m[1]}%対象 {m[2]} 消費税 {line[m.end():]}" if m else line
-
-
-def _consistent(tax: int, amount: int, rate: int, inclusive: bool) -> bool:
-    expected = amount * rate // ((100 + rate) if inclusive else 100)
-    return abs(tax - expected) <= 1
-
-
-def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBand], list[str]]:
-    """Tax per rate from 対象/消費税 lines, resolved to net/tax/gross; review reasons."""
-    raw: dict[int | None, dict[str, int]] = {}
-    last_rate: int | None = None
-    for line in (_base_first(_TAX_INCLUDED.sub(" ", x)) for x in lines):
-        base_kw, tax_kw = _BASE_KW.search(line), _TAX_KW.search(line)
-        rate_m = _RATE.search(line)
-        rate = (10 if rate_m[1] == "19" else int(rate_m[1])) if rate_m else None
-        if not (base_kw or tax_kw):
-            last_rate = rate if rate is not None else None
-            continue
-        if rate is None:
-            rate = last_rate
-            if rate is None and _REDUCED.search(line) and base_kw:
-                rate = 8
-        slot = raw.setdefault(rate, {})
-        if base_kw:
-            end = tax_kw.start() if tax_kw and tax_kw.start() > base_kw.end() else len(line)
-            found = _amounts(line[base_kw.end():end]) or (
-                _amounts(line[:base_kw.start()]) if not tax_kw else [])
-            if found:
-                slot.setdefault("base", found[0][0])
-        if tax_kw:
-            found = _amounts(line[tax_kw.end():])
-            if found:
-                slot.setdefault("tax", found[0][0])
-        last_rate = rate
-    reasons: list[str] = []
-    if None in raw:
-        unknown = raw.pop(None)
-        if "tax" in unknown and not raw and total is not None:
-            for r in (10, 8):  # a single band without a printed rate: infer it from the total
-                if _consistent(unknown["tax"], total, r, True) or _consistent(
-                        unknown["tax"], total - unknown["tax"], r, False):
-                    raw[r] = unknown
-                    break
-    known = {r: slot for r, slot in raw.items() if r is not None}
-    bands: dict[int, TaxBand] = {}
-    for rate, slot in sorted(known.items(), reverse=True):
-        base, tax = slot.get("base"), slot.get("tax")
-        if base is None and tax is not None and len(known) == 1 and total is not None:
-            base = total  # single band: the total is its gross amount
-            subtotal = _subtotal(lines)
-            if (subtotal is not None and not _consistent(tax, base, rate, True)
-                    and not _consistent(tax, base, rate, False)
-                    and _consistent(tax, subtotal, rate, False)):
-                base = subtotal  # 外税: 小計 + 消費税 = 合計, and the total was misread
-        if base is not None and tax is not None:
-            if _consistent(tax, base, rate, True):
-                bands[rate] = TaxBand(rate, base - tax, tax, base)
-            elif _consistent(tax, base, rate, False):
-                bands[rate] = TaxBand(rate, base, tax, base + tax)
-            else:
-                reasons.append("tax_band_inconsistent")
-                bands[rate] = TaxBand(rate, None, tax, None)
-        else:
-            bands[rate] = TaxBand(rate, None, tax, base if tax is None else None)
-            if tax is None:
-                reasons.append("tax_amount_missing")
-    grosses = [b.gross for b in bands.values()]
-    if bands and total is not None and all(g is not None for g in grosses):
-        if sum(g for g in grosses if g is not None) != total:
-            reasons.append("tax_bands_mismatch")
-    return bands, reasons
-
-
-
-
-def _agreed_total(lines: list[str], bands: dict[int, TaxBand]) -> int | None:
-    """The sum of the tax bands' gross amounts, when it is also printed on the subtotal line
-    or as another amount on a total line; else None."""
-    grosses = [b.gross for b in bands.values()]
-    if not grosses or any(g is None for g in grosses):
-        return None
-    wanted = sum(g for g in grosses if g is not None)
-    for line in lines:
-        labelled = _SUBTOTAL.search(line) or (
-            not _NOT_TOTAL.search(line) and any(p.search(line) for p in _TOTAL_RE[:-1]))
-        if labelled and wanted in (a for a, _, _ in _amounts(line)):
-            return wanted
-    # one misread last digit in the total ('¥4,.136' for 4,130), when a single band's amount
-    # is printed on another line too (乗車料金 ¥4,130): two figures against one
-    totals = [i for i, line in enumerate(lines)
-              if not _NOT_TOTAL.search(line) and any(p.search(line) for p in _TOTAL_RE[:-1])]
-    elsewhere = [i for i, line in enumerate(lines) if i not in totals
-                 and not _BASE_KW.search(line) and wanted in (a for a, _, _ in _amounts(line))]
-    if len(grosses) == 1 and elsewhere:
-        for i in totals:
-            read = [a for a, _, _ in _amounts(lines[i])]
-            if read and len(str(read[0])) == len(str(wanted)) and read[0] // 10 == wanted // 10:
-                return wanted
-    return None
-
-
 # --- entry point ------------------------------------------------------------------------
 
 def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
@@ -544,7 +295,7 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         reasons.append("vendor_missing")
 
     bands, tax_reasons = find_tax_bands(lines, total)
-    if "tax_bands_mismatch" in tax_reasons and (agreed := _agreed_total(lines, bands)):
+    if "tax_bands_mismatch" in tax_reasons and (agreed := agreed_total(lines, bands)):
         total = agreed  # OCR noise in the total ("¥1,.040" read as 1): two printed figures agree
         bands, tax_reasons = find_tax_bands(lines, total)
     if not bands and total is not None:
