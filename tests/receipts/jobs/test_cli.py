@@ -175,3 +175,50 @@ def test_process_review_confirm_reject_correct_and_report(
         report = list(csv.reader(handle))
     assert any("Example Cloud" in row for row in report)
     assert q("select count(*) as n from receipts.reports where month = '2026-04-01'")[0]["n"] == 1
+
+
+def test_ingest_imap_since_a_date_enqueues_by_uid(
+        db: str, samples: Path, q: Q, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    import imap_tools
+
+    asked: list[str] = []
+
+    class Box:
+        """The part of imap_tools.MailBox the CLI uses."""
+
+        def __init__(self, host: str) -> None:
+            self.folder = SimpleNamespace(set=lambda name: asked.append(f"folder {name}"),
+                                          status=lambda name, items: {"UIDVALIDITY": 9})
+
+        def login(self, user: str, password: str) -> Box:
+            return self
+
+        def __enter__(self) -> Box:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def uids(self, criteria: object) -> list[str]:
+            asked.append(str(criteria))
+            return ["11", "12"]
+
+    monkeypatch.setattr(imap_tools, "MailBox", Box)
+    for var, value in (("KYU_IMAP_HOST", "imap.example.com"), ("KYU_IMAP_USER", "me@example.com"),
+                       ("KYU_IMAP_PASSWORD", "app-password")):
+        monkeypatch.setenv(var, value)
+    get_settings.cache_clear()
+    try:
+        code, out, _ = run_cli(capsys, "ingest", "--imap", "--folder", "Receipts",
+                               "--since", "2026-04-01")
+    finally:
+        get_settings.cache_clear()
+    assert code == 0 and "enqueued 2 mails from IMAP me@example.com/Receipts since" in out
+    assert asked == ["folder Receipts", "(SINCE 1-Apr-2026)"]
+    jobs = q("select payload from queue.all_jobs where job_type = 'process_email_receipt'"
+             " and payload->>'source' = 'imap' order by id")
+    assert [(j["payload"]["mailbox"], j["payload"]["uid"], j["payload"]["uidvalidity"])
+            for j in jobs] == [("Receipts", 11, 9), ("Receipts", 12, 9)]
