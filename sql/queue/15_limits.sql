@@ -3,8 +3,8 @@
 -- Kyu's own error (SQLSTATE 22023, the field, the value, for bulk calls jobs[i]:) before
 -- PostgreSQL can answer with a raw one (a btree row too big, an integer out of range, a bad cast).
 --   unique_key 300 characters (end users 255, then scoped user:<uid>:) - the btree holds 2704 bytes
---   run_at finite, within a year of now (end users: a past run_at means now); retry_at finite,
---   at most a year ahead; backoff_base 0..1 hour (2^30 x 1 hour still fits an interval),
+--   run_at finite, at most a year ahead (end users: a past run_at means now); retry_at finite,
+--   at most a year ahead (a past one means now); backoff_base 0..1 hour (2^30 x 1 hour still fits an interval),
 --   backoff_max > 0..7 days; priority 1..100; max_attempts 1..100; 10,000 jobs per enqueue_jobs;
 --   error 4,000 characters and public_error 200 (longer ones are cut with a marker, so a failing
 --   job can always fail); progress 64 kB of JSON; result the payload cap; worker_id 200 characters.
@@ -99,7 +99,8 @@ comment on function queue._to_uuid(text) is 'Private: value as a uuid, or null w
 
 -- _time_problem: what is wrong with a due time (run_at, retry_at), or null.
 -- An infinite time would never run (infinity) or jump every queue and break every age figure
--- (-infinity); a year either way is far beyond any delay a queue is for (use a schedule).
+-- (-infinity); a year ahead is far beyond any delay a queue is for (use a schedule). max_past
+-- null: any finite past time.
 create or replace function queue._time_problem(field text, value timestamptz, max_past interval)
 returns text
 language sql
@@ -119,4 +120,4 @@ as $$
 $$;
 
 comment on function queue._time_problem(text, timestamptz, interval) is
-'Private: null when value (a due time) is null or finite, at most a year ahead and at most max_past ago; else the problem, naming field and value.';
+'Private: null when value (a due time) is null or finite, at most a year ahead and at most max_past ago (null: any past time); else the problem, naming field and value.';

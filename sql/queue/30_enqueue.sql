@@ -56,8 +56,10 @@ begin
                 then format('unknown job type: %s', queue._shown(i.j ->> 'job_type'))
             when q.queue_name is null
                 then format('unknown queue: %s', queue._shown(i.j ->> 'queue_name'))
+            when jsonb_typeof(i.j -> 'priority') = 'number' and i.priority is null and (i.j ->> 'priority')::numeric % 1 = 0
+                then format('priority must be between 1 and 100, got %s', queue._shown(i.j ->> 'priority'))
             when i.j ? 'priority' and jsonb_typeof(i.j -> 'priority') <> 'null' and i.priority is null
-                then format('priority must be an integer from 1 to 100, got %s', queue._shown(i.j ->> 'priority'))
+                then format('priority must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'priority')::text))
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
             when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
@@ -65,18 +67,24 @@ begin
                     'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
                     octet_length((i.j -> 'payload')::text), i.max_payload_bytes
                 )
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric < 1
+                then format('max_attempts must be at least 1, got %s', queue._shown(i.j ->> 'max_attempts'))
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric > 100
+                then format('max_attempts must be at most 100, got %s', queue._shown(i.j ->> 'max_attempts'))
             when i.j ? 'max_attempts' and jsonb_typeof(i.j -> 'max_attempts') <> 'null' and i.max_attempts is null
-                then format('max_attempts must be an integer from 1 to 100, got %s', queue._shown(i.j ->> 'max_attempts'))
+                then format('max_attempts must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'max_attempts')::text))
             when i.j ? 'unique_key' and jsonb_typeof(i.j -> 'unique_key') not in ('string', 'null')
-                then format('unique_key must be a string, got %s', queue._shown(i.j ->> 'unique_key'))
+                then format('unique_key must be a string, got %s', queue._shown((i.j -> 'unique_key')::text))
             when length(i.j ->> 'unique_key') > 300
                 then format('unique_key is %s characters, over the limit of 300', length(i.j ->> 'unique_key'))
             when i.j ->> 'owner_id' is not null and i.owner_id is null
                 then format('owner_id must be a uuid, got %s', queue._shown(i.j ->> 'owner_id'))
             when i.j ->> 'run_at' is not null and i.run_at is null
                 then format('run_at must be a time, got %s', queue._shown(i.j ->> 'run_at'))
-            when i.run_at is not null and queue._time_problem('run_at', i.run_at, interval '1 year') is not null
-                then queue._time_problem('run_at', i.run_at, interval '1 year')
+            -- finite and at most a year ahead; a past time is an operator's back-dating (end users'
+            -- past times become now in enqueue_user_job)
+            when i.run_at is not null and queue._time_problem('run_at', i.run_at, null) is not null
+                then queue._time_problem('run_at', i.run_at, null)
             when i.j ->> 'backoff_strategy' is not null and i.backoff_strategy is null
                 then format('backoff_strategy must be fixed, linear or exponential, got %s', queue._shown(i.j ->> 'backoff_strategy'))
             when i.j ->> 'backoff_base' is not null
@@ -128,7 +136,9 @@ begin
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
-    left join queue.tiers as t on t.tier = ot.tier;
+    left join queue.tiers as t on t.tier = ot.tier
+    -- input order, whatever join the planner picks: enqueue_jobs draws ids in this order
+    order by i.ord;
 end
 $$;
 
@@ -155,7 +165,7 @@ begin
         when problem like 'unknown key%' or problem like 'each job%'
             then 'Each job is an object with the keys of queue.enqueue_job.'
         when problem like 'run_at%'
-            then 'Pass a finite time within a year of now (an ISO 8601 string in JSON); for later work use queue.schedule_job.'
+            then 'Pass a finite time at most a year ahead (an ISO 8601 string in JSON); for later work use queue.schedule_job.'
         when problem like 'payload is%'
             then 'Store large data elsewhere (a table, Storage) and pass its id in the payload.'
         when problem like 'unique_key is%'

@@ -226,7 +226,8 @@ begin
         errors = v_errors,
         public_error = job.public_error,
         run_at = coalesce(
-            greatest(_fail_locked.retry_at, now()),
+            -- a past retry_at means now
+            case when _fail_locked.retry_at is not null then greatest(_fail_locked.retry_at, now()) end,
             now() + queue._backoff_delay(
                 coalesce(job.backoff_strategy, v_queue.backoff_strategy),
                 coalesce(job.backoff_base, v_queue.backoff_base),

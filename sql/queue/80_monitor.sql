@@ -17,10 +17,8 @@ with live as (
         count(*) filter (where j.status = 'retrying') as retrying,
         -- clamped to 100 years: a row with run_at = -infinity (written before the API refused it,
         -- or by hand) must not make now() - run_at fail for every reader of this view
-        now() - greatest(
-            min(j.run_at) filter (where j.status in ('pending', 'retrying') and j.run_at <= now()),
-            now() - interval '100 years'
-        ) as oldest_waiting_age
+        now() - min(greatest(j.run_at, now() - interval '100 years'))
+            filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
     from queue.jobs as j
     group by j.queue_name
 ),

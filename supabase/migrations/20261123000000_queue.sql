@@ -54,8 +54,8 @@ comment on type queue.claimed_job is
 -- Kyu's own error (SQLSTATE 22023, the field, the value, for bulk calls jobs[i]:) before
 -- PostgreSQL can answer with a raw one (a btree row too big, an integer out of range, a bad cast).
 --   unique_key 300 characters (end users 255, then scoped user:<uid>:) - the btree holds 2704 bytes
---   run_at finite, within a year of now (end users: a past run_at means now); retry_at finite,
---   at most a year ahead; backoff_base 0..1 hour (2^30 x 1 hour still fits an interval),
+--   run_at finite, at most a year ahead (end users: a past run_at means now); retry_at finite,
+--   at most a year ahead (a past one means now); backoff_base 0..1 hour (2^30 x 1 hour still fits an interval),
 --   backoff_max > 0..7 days; priority 1..100; max_attempts 1..100; 10,000 jobs per enqueue_jobs;
 --   error 4,000 characters and public_error 200 (longer ones are cut with a marker, so a failing
 --   job can always fail); progress 64 kB of JSON; result the payload cap; worker_id 200 characters.
@@ -150,7 +150,8 @@ comment on function queue._to_uuid(text) is 'Private: value as a uuid, or null w
 
 -- _time_problem: what is wrong with a due time (run_at, retry_at), or null.
 -- An infinite time would never run (infinity) or jump every queue and break every age figure
--- (-infinity); a year either way is far beyond any delay a queue is for (use a schedule).
+-- (-infinity); a year ahead is far beyond any delay a queue is for (use a schedule). max_past
+-- null: any finite past time.
 create or replace function queue._time_problem(field text, value timestamptz, max_past interval)
 returns text
 language sql
@@ -170,7 +171,7 @@ as $$
 $$;
 
 comment on function queue._time_problem(text, timestamptz, interval) is
-'Private: null when value (a due time) is null or finite, at most a year ahead and at most max_past ago; else the problem, naming field and value.';
+'Private: null when value (a due time) is null or finite, at most a year ahead and at most max_past ago (null: any past time); else the problem, naming field and value.';
 
 -- ---- sql/queue/20_tables.sql ----
 -- The queue's tables: policy (queues, job_types, tiers, circuit_breakers, settings), the hot
@@ -758,8 +759,10 @@ begin
                 then format('unknown job type: %s', queue._shown(i.j ->> 'job_type'))
             when q.queue_name is null
                 then format('unknown queue: %s', queue._shown(i.j ->> 'queue_name'))
+            when jsonb_typeof(i.j -> 'priority') = 'number' and i.priority is null and (i.j ->> 'priority')::numeric % 1 = 0
+                then format('priority must be between 1 and 100, got %s', queue._shown(i.j ->> 'priority'))
             when i.j ? 'priority' and jsonb_typeof(i.j -> 'priority') <> 'null' and i.priority is null
-                then format('priority must be an integer from 1 to 100, got %s', queue._shown(i.j ->> 'priority'))
+                then format('priority must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'priority')::text))
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
             when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
@@ -767,18 +770,24 @@ begin
                     'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
                     octet_length((i.j -> 'payload')::text), i.max_payload_bytes
                 )
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric < 1
+                then format('max_attempts must be at least 1, got %s', queue._shown(i.j ->> 'max_attempts'))
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric > 100
+                then format('max_attempts must be at most 100, got %s', queue._shown(i.j ->> 'max_attempts'))
             when i.j ? 'max_attempts' and jsonb_typeof(i.j -> 'max_attempts') <> 'null' and i.max_attempts is null
-                then format('max_attempts must be an integer from 1 to 100, got %s', queue._shown(i.j ->> 'max_attempts'))
+                then format('max_attempts must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'max_attempts')::text))
             when i.j ? 'unique_key' and jsonb_typeof(i.j -> 'unique_key') not in ('string', 'null')
-                then format('unique_key must be a string, got %s', queue._shown(i.j ->> 'unique_key'))
+                then format('unique_key must be a string, got %s', queue._shown((i.j -> 'unique_key')::text))
             when length(i.j ->> 'unique_key') > 300
                 then format('unique_key is %s characters, over the limit of 300', length(i.j ->> 'unique_key'))
             when i.j ->> 'owner_id' is not null and i.owner_id is null
                 then format('owner_id must be a uuid, got %s', queue._shown(i.j ->> 'owner_id'))
             when i.j ->> 'run_at' is not null and i.run_at is null
                 then format('run_at must be a time, got %s', queue._shown(i.j ->> 'run_at'))
-            when i.run_at is not null and queue._time_problem('run_at', i.run_at, interval '1 year') is not null
-                then queue._time_problem('run_at', i.run_at, interval '1 year')
+            -- finite and at most a year ahead; a past time is an operator's back-dating (end users'
+            -- past times become now in enqueue_user_job)
+            when i.run_at is not null and queue._time_problem('run_at', i.run_at, null) is not null
+                then queue._time_problem('run_at', i.run_at, null)
             when i.j ->> 'backoff_strategy' is not null and i.backoff_strategy is null
                 then format('backoff_strategy must be fixed, linear or exponential, got %s', queue._shown(i.j ->> 'backoff_strategy'))
             when i.j ->> 'backoff_base' is not null
@@ -830,7 +839,9 @@ begin
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
-    left join queue.tiers as t on t.tier = ot.tier;
+    left join queue.tiers as t on t.tier = ot.tier
+    -- input order, whatever join the planner picks: enqueue_jobs draws ids in this order
+    order by i.ord;
 end
 $$;
 
@@ -857,7 +868,7 @@ begin
         when problem like 'unknown key%' or problem like 'each job%'
             then 'Each job is an object with the keys of queue.enqueue_job.'
         when problem like 'run_at%'
-            then 'Pass a finite time within a year of now (an ISO 8601 string in JSON); for later work use queue.schedule_job.'
+            then 'Pass a finite time at most a year ahead (an ISO 8601 string in JSON); for later work use queue.schedule_job.'
         when problem like 'payload is%'
             then 'Store large data elsewhere (a table, Storage) and pass its id in the payload.'
         when problem like 'unique_key is%'
@@ -1650,7 +1661,8 @@ begin
         errors = v_errors,
         public_error = job.public_error,
         run_at = coalesce(
-            greatest(_fail_locked.retry_at, now()),
+            -- a past retry_at means now
+            case when _fail_locked.retry_at is not null then greatest(_fail_locked.retry_at, now()) end,
             now() + queue._backoff_delay(
                 coalesce(job.backoff_strategy, v_queue.backoff_strategy),
                 coalesce(job.backoff_base, v_queue.backoff_base),
@@ -2783,10 +2795,8 @@ with live as (
         count(*) filter (where j.status = 'retrying') as retrying,
         -- clamped to 100 years: a row with run_at = -infinity (written before the API refused it,
         -- or by hand) must not make now() - run_at fail for every reader of this view
-        now() - greatest(
-            min(j.run_at) filter (where j.status in ('pending', 'retrying') and j.run_at <= now()),
-            now() - interval '100 years'
-        ) as oldest_waiting_age
+        now() - min(greatest(j.run_at, now() - interval '100 years'))
+            filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
     from queue.jobs as j
     group by j.queue_name
 ),

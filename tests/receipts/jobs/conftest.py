@@ -77,7 +77,7 @@ class Runner:
         ctx = JobContext(
             id=self.next_id, job_type=job_type, queue_name=h.queue, attempt=attempt,
             max_attempts=h.max_attempts or 5, worker_id="test", lease_seconds=60,
-            _progress=lambda _id, p: self.progress.append(p), _conn=conn,
+            _progress=lambda _id, _t, p: self.progress.append(p), _conn=conn,
         )
         self.next_id += 1
         try:

@@ -114,7 +114,7 @@ def _intake(url: str, payload: dict[str, Any], owner: UUID) -> Any:
     assert h is not None
     conn = psycopg.connect(url)
     ctx = JobContext(id=0, job_type=h.job_type, queue_name=h.queue, attempt=1, max_attempts=5,
-                     worker_id="test", lease_seconds=60, _progress=lambda _i, _p: None,
+                     worker_id="test", lease_seconds=60, _progress=lambda _i, _t, _p: None,
                      _conn=conn)
     return conn, h.func(h.payload(dict(payload, owner_id=str(owner))), ctx)
 
