@@ -3336,7 +3336,7 @@ begin
     from queue.job_types as jt
     where jt.job_type = enqueue_user_job.job_type and jt.user_enqueue;
     if not found then
-        raise exception 'job type % is not available to end users', coalesce(enqueue_user_job.job_type, 'null')
+        raise exception 'job type % is not available to end users', queue._shown(enqueue_user_job.job_type)
             using errcode = '42501',
             hint = 'An operator enables a type with queue.register_job_type(..., user_enqueue => true).';
     end if;
