@@ -27,10 +27,15 @@ select
     j.public_error,
     j.parent_id,
     array(
-        select c.id from queue.jobs as c where c.parent_id = j.id
-        union all
-        select c.id from queue.job_history as c where c.parent_id = j.id
-        order by 1
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = j.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = j.id
+        ) as k
+        order by k.id
     ) as children,
     j.releases,
     j.released_at,
@@ -61,10 +66,15 @@ select
     h.public_error,
     h.parent_id,
     array(
-        select c.id from queue.jobs as c where c.parent_id = h.id
-        union all
-        select c.id from queue.job_history as c where c.parent_id = h.id
-        order by 1
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = h.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = h.id
+        ) as k
+        order by k.id
     ) as children,
     h.releases,
     h.released_at,

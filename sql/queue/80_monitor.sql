@@ -18,7 +18,7 @@ with live as (
         -- clamped to 100 years: a row with run_at = -infinity (written before the API refused it,
         -- or by hand) must not make now() - run_at fail for every reader of this view
         now() - min(greatest(j.run_at, now() - interval '100 years'))
-            filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
+        filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
     from queue.jobs as j
     group by j.queue_name
 ),
@@ -68,8 +68,10 @@ left join lateral (
                 -- due to first start: run_at is the due time of a first attempt; a retried job's
                 -- run_at was moved by its backoff, so its wait counts from creation
                 -- (rows with an infinite time are left out rather than break the figure)
-                case when isfinite(x.run_at) and isfinite(x.started_at) then
-                    greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
+                case
+                    when isfinite(x.run_at) and isfinite(x.started_at)
+                        then
+                            greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
                 end,
                 -- handler run time, from jobs that finished on their first attempt (a retried
                 -- job's started_at..finished_at includes its backoff)

@@ -2634,10 +2634,15 @@ select
     j.public_error,
     j.parent_id,
     array(
-        select c.id from queue.jobs as c where c.parent_id = j.id
-        union all
-        select c.id from queue.job_history as c where c.parent_id = j.id
-        order by 1
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = j.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = j.id
+        ) as k
+        order by k.id
     ) as children,
     j.releases,
     j.released_at,
@@ -2668,10 +2673,15 @@ select
     h.public_error,
     h.parent_id,
     array(
-        select c.id from queue.jobs as c where c.parent_id = h.id
-        union all
-        select c.id from queue.job_history as c where c.parent_id = h.id
-        order by 1
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = h.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = h.id
+        ) as k
+        order by k.id
     ) as children,
     h.releases,
     h.released_at,
@@ -2796,7 +2806,7 @@ with live as (
         -- clamped to 100 years: a row with run_at = -infinity (written before the API refused it,
         -- or by hand) must not make now() - run_at fail for every reader of this view
         now() - min(greatest(j.run_at, now() - interval '100 years'))
-            filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
+        filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
     from queue.jobs as j
     group by j.queue_name
 ),
@@ -2846,8 +2856,10 @@ left join lateral (
                 -- due to first start: run_at is the due time of a first attempt; a retried job's
                 -- run_at was moved by its backoff, so its wait counts from creation
                 -- (rows with an infinite time are left out rather than break the figure)
-                case when isfinite(x.run_at) and isfinite(x.started_at) then
-                    greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
+                case
+                    when isfinite(x.run_at) and isfinite(x.started_at)
+                        then
+                            greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
                 end,
                 -- handler run time, from jobs that finished on their first attempt (a retried
                 -- job's started_at..finished_at includes its backoff)

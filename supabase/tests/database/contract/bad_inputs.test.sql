@@ -11,7 +11,10 @@ begin;
 select queue.register_job_type(job_type => 't_ops_parent', queue_name => 't_ops', chains_to => array['t_ops_job']);
 select queue.enqueue_job('t_ops_parent', '{}') as held_id \gset
 create temp table held as
-select c.id, c.lease_token from queue.claim_jobs('w-held', 1, array['t_ops']) as c;
+select
+    c.id,
+    c.lease_token
+from queue.claim_jobs('w-held', 1, array['t_ops']) as c;
 grant select on held to public;
 create function pg_temp.held_id() returns bigint language sql as $$ select h.id from held as h $$;
 create function pg_temp.held_token() returns uuid language sql as $$ select h.lease_token from held as h $$;
@@ -32,7 +35,9 @@ language sql as $$
     ))
 $$;
 
--- the cases: who sends the call, the call, the SQLSTATE and a pattern of the message
+-- the cases: who sends the call, the call, the SQLSTATE and a pattern of the message; one line
+-- each, as a table reads (the linter would put every value on its own line)
+-- noqa: disable=all
 create temp table cases (n serial primary key, who text not null, label text not null, call text not null, sqlstate text not null, pattern text not null);
 insert into cases (who, label, call, sqlstate, pattern) values
 -- enqueue_job, as service_role
@@ -194,6 +199,7 @@ insert into cases (who, label, call, sqlstate, pattern) values
 ('alice', 'user: payload an array', $$select queue_public.enqueue_job('t_ops_user', '[]')$$, '22023', '^payload must be a JSON object, got array$'),
 ('alice', 'user: 2 MB payload', $$select queue_public.enqueue_job('t_ops_user', jsonb_build_object('x', repeat('x', 2000000)))$$, '22023', '^payload is 2000009 bytes, over the cap'),
 ('nobody', 'user: not signed in', $$select queue_public.enqueue_job('t_ops_user')$$, '42501', '^enqueueing a job needs a signed-in user');
+-- noqa: enable=all
 
 create temp table outcomes (n int primary key, sqlstate text, message text, hint text, wrote boolean);
 
@@ -250,7 +256,7 @@ select
         format('%s (%s)', c.label, c.who)
     )
 from cases as c
-inner join outcomes as o on o.n = c.n
+inner join outcomes as o on c.n = o.n
 order by c.n;
 
 select is(pg_temp.fingerprint(), :'before_all', 'nothing was written by the whole set');
@@ -265,7 +271,10 @@ select
     );
 select
     is(
-        (select array_agg(o.n order by o.n) from outcomes as o where length(o.message) > 400),
+        (
+            select array_agg(o.n order by o.n) from outcomes as o
+            where length(o.message) > 400
+        ),
         null,
         'no error message is longer than 400 characters, whatever the size of the bad value'
     );

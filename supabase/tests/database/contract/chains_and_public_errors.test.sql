@@ -12,8 +12,7 @@ select queue.enqueue_job('t_ops_parent', '{}', owner_id => '11111111-1111-4111-8
 select c.lease_token as parent_token from queue.claim_jobs('w-chain', 1, array['t_ops']) as c \gset
 
 set local role queue_worker;
-select
-    queue.enqueue_child_job(:parent, :'parent_token', 't_ops_job', '{"step": 2}', unique_key => 'chain:1') as child
+select queue.enqueue_child_job(:parent, :'parent_token', 't_ops_job', '{"step": 2}', unique_key => 'chain:1') as child
 \gset
 select
     throws_ok(
@@ -25,7 +24,10 @@ reset role;
 
 select
     is(
-        (select row(owner_id, parent_id, priority, job_type)::text from queue.jobs where id = :child),
+        (
+            select row(owner_id, parent_id, priority, job_type)::text from queue.jobs
+            where id = :child
+        ),
         row('11111111-1111-4111-8111-111111111111'::uuid, :parent::bigint, 50, 't_ops_job')::text,
         'the child is owned by the parent''s owner, points at its parent, at its type''s priority'
     );
@@ -33,7 +35,10 @@ select is((queue.get_job(:parent)).children, array[:child::bigint], 'get_job sho
 select is((queue.get_job(:child)).parent_id, :parent::bigint, 'and the child''s parent');
 select
     is(
-        (select array_agg(id order by id) from queue.list_jobs() where parent_id = :parent),
+        (
+            select array_agg(id order by id) from queue.list_jobs()
+            where parent_id = :parent
+        ),
         array[:child::bigint],
         'list_jobs carries the chain'
     );
@@ -41,7 +46,13 @@ select
 set local role queue_worker;
 select
     is(
-        (select array_agg(x) from queue.enqueue_child_jobs(:parent, :'parent_token', '[{"job_type": "t_ops_job", "unique_key": "chain:1"}, {"job_type": "t_ops_job"}]') as x)[1],
+        (
+            select array_agg(x)
+            from
+                queue.enqueue_child_jobs(
+                    :parent, :'parent_token', '[{"job_type": "t_ops_job", "unique_key": "chain:1"}, {"job_type": "t_ops_job"}]'
+                ) as x
+        )[1],
         :child::bigint,
         'a live unique_key answers with the holder, as enqueue_jobs does'
     );
@@ -62,17 +73,29 @@ reset role;
 -- the owner sees the chain and public errors only
 select pg_temp.login('alice');
 set local role authenticated;
-select is((select parent_id from queue_public.my_jobs where id = :child), :parent::bigint, 'my_jobs shows the parent');
+select is((
+    select parent_id from queue_public.my_jobs
+    where id = :child
+), :parent::bigint, 'my_jobs shows the parent');
 reset role;
 
 -- failures: the handler's public message, else a generic line; the raw error stays internal
-select c.id as failing, c.lease_token as failing_token from queue.claim_jobs('w-secret-host-7', 1, array['t_ops']) as c \gset
-select queue.fail_job(:failing, 'w-secret-host-7', 'Traceback: psycopg.OperationalError at db-internal-3:5432', lease_token => :'failing_token');
+select
+    c.id as failing,
+    c.lease_token as failing_token
+from queue.claim_jobs('w-secret-host-7', 1, array['t_ops']) as c \gset
+select
+    queue.fail_job(
+        :failing, 'w-secret-host-7', 'Traceback: psycopg.OperationalError at db-internal-3:5432', lease_token => :'failing_token'
+    );
 select pg_temp.login('alice');
 set local role authenticated;
 select
     is(
-        (select public_error from queue_public.my_jobs where id = :failing),
+        (
+            select public_error from queue_public.my_jobs
+            where id = :failing
+        ),
         'The last attempt failed; the job will be retried.',
         'a retrying job shows a generic line'
     );
@@ -84,7 +107,10 @@ select
     );
 select
     is(
-        (select count(*) from queue_public.my_jobs where public_error ~ 'Traceback|w-secret|db-internal'),
+        (
+            select count(*) from queue_public.my_jobs
+            where public_error ~ 'Traceback|w-secret|db-internal'
+        ),
         0::bigint,
         'no raw error, worker id or host reaches my_jobs'
     );
@@ -101,14 +127,20 @@ select pg_temp.login('alice');
 set local role authenticated;
 select
     is(
-        (select row(status::text, public_error)::text from queue_public.my_jobs where id = :failing),
+        (
+            select row(status::text, public_error)::text from queue_public.my_jobs
+            where id = :failing
+        ),
         row('dead', 'The receipt has no total; please upload a clearer scan.')::text,
         'a dead job shows the handler''s public error'
     );
 reset role;
 select
     is(
-        (select errors -> -1 ->> 'error' from queue.job_history where id = :failing),
+        (
+            select errors -> -1 ->> 'error' from queue.job_history
+            where id = :failing
+        ),
         'ValueError: receipt 42 has no total (parser v3)',
         'service_role still sees the raw error'
     );
@@ -120,7 +152,8 @@ select
     );
 select
     is(
-        length(queue._clip(repeat('p', 500), 200)) < 260 and queue._clip(repeat('p', 500), 200) like '%[... truncated: 200 of 500 characters kept]',
+        length(queue._clip(repeat('p', 500), 200)) < 260
+        and queue._clip(repeat('p', 500), 200) like '%[... truncated: 200 of 500 characters kept]',
         true,
         'a public error is cut to 200 characters with a marker'
     );

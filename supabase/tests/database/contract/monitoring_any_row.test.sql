@@ -57,20 +57,27 @@ select
     is(
         (
             select row(waiting, scheduled, running, retrying, dead, completed_last_hour, failed_last_hour)::text
-            from queue.queue_stats where queue_name = 't_ops'
+            from queue.queue_stats
+            where queue_name = 't_ops'
         ),
         row(1, 1, 1, 1, 1, 2, 1)::text,
         'queue_stats counts them: -infinity is waiting, infinity is scheduled'
     );
 select
     is(
-        (select oldest_waiting_age from queue.queue_stats where queue_name = 't_ops'),
+        (
+            select oldest_waiting_age from queue.queue_stats
+            where queue_name = 't_ops'
+        ),
         now() - (now() - interval '100 years'),
         'a -infinity run_at counts as waited 100 years'
     );
 select
     is(
-        (select row(wait_p50_seconds, run_p50_seconds)::text from queue.queue_stats where queue_name = 't_ops'),
+        (
+            select row(wait_p50_seconds, run_p50_seconds)::text from queue.queue_stats
+            where queue_name = 't_ops'
+        ),
         row(1::float8, 2::float8)::text,
         'the percentiles leave the infinite rows out and keep the finite one'
     );
@@ -97,7 +104,11 @@ select
 select lives_ok($$ select queue.snapshot_stats() $$, 'snapshot_stats (the pg_cron queue-stats job) runs');
 select
     is(
-        (select oldest_waiting_age from queue.stats_history where queue_name = 't_ops' order by captured_at desc limit 1),
+        (
+            select oldest_waiting_age from queue.stats_history
+            where queue_name = 't_ops'
+            order by captured_at desc limit 1
+        ),
         now() - (now() - interval '100 years'),
         'stats_history keeps the snapshot'
     );
@@ -125,7 +136,10 @@ set local role authenticated;
 select lives_ok($$ select * from queue_public.my_jobs $$, 'my_jobs reads the owner''s rows');
 select
     is(
-        (select array_agg(public_error order by status::text) from queue_public.my_jobs where public_error is not null),
+        (
+            select array_agg(public_error order by status::text) from queue_public.my_jobs
+            where public_error is not null
+        ),
         array['The job failed.', 'The last attempt failed; the job will be retried.'],
         'my_jobs shows a generic public error, not the 5 MB raw one'
     );
@@ -144,7 +158,10 @@ select queue_public.enqueue_job('t_ops_user', run_at => now() - interval '10 yea
 reset role;
 select
     is(
-        (select run_at from queue.jobs where id = :early),
+        (
+            select run_at from queue.jobs
+            where id = :early
+        ),
         now(),
         'an end user''s past run_at becomes now: no jumping ahead of jobs that waited longer'
     );

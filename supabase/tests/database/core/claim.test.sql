@@ -13,7 +13,8 @@ from queue.enqueue_jobs((
       {"job_type": "t_job", "payload": {"k": "urgent"}, "priority": 1, "run_at": "2020-01-03T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "tie-a"}, "priority": 60, "run_at": "2020-01-01T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "tie-b"}, "priority": 60, "run_at": "2020-01-01T00:00:00Z"},
-      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "' || (now() + interval '300 days') || '"}]')::jsonb
+      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "' || (now() + interval '300 days') || '"}]'
+)::jsonb
 ) with ordinality as t (id, ord);
 
 create temp table first_claim as

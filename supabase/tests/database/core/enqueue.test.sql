@@ -90,7 +90,8 @@ select
     t.ord
 from queue.enqueue_jobs((
     '[{"job_type": "t_job", "payload": {"b": 1}}, {"job_type": "t_job", "payload": {"b": 2}, "priority": 7},
-      {"job_type": "t_typed", "payload": {"b": 3}, "run_at": "' || (now() + interval '300 days') || '"}]')::jsonb
+      {"job_type": "t_typed", "payload": {"b": 3}, "run_at": "' || (now() + interval '300 days') || '"}]'
+)::jsonb
 ) with ordinality as t (id, ord);
 select
     is(

@@ -4,7 +4,10 @@ select plan(30);
 \ir ../../helpers/core_setup.psql
 
 select queue.enqueue_job('t_job', '{"k": 1}') as job_1 \gset
-select c.id as claimed_1, c.lease_token as token_1 from queue.claim_jobs('w-a', 1, array['t_core']) as c \gset
+select
+    c.id as claimed_1,
+    c.lease_token as token_1
+from queue.claim_jobs('w-a', 1, array['t_core']) as c \gset
 select is(:claimed_1::bigint, :job_1::bigint, 'the job is claimed');
 select is(queue.complete_job(:job_1, 'w-b', '{"r": 0}', lease_token => :'token_1'), false, 'another worker cannot complete it');
 select is(queue.complete_job(:job_1, 'w-a', '{"r": 1}', lease_token => :'token_1'), true, 'its worker completes it');
@@ -25,7 +28,10 @@ select is((
 
 -- complete_jobs in a batch, fenced per job
 select queue.enqueue_jobs('[{"job_type": "t_job"}, {"job_type": "t_job"}, {"job_type": "t_job"}]');
-create temp table batch as select c.id, c.lease_token from queue.claim_jobs('w-a', 3, array['t_core']) as c;
+create temp table batch as select
+    c.id,
+    c.lease_token
+from queue.claim_jobs('w-a', 3, array['t_core']) as c;
 select
     is(
         queue.complete_jobs(
@@ -35,12 +41,22 @@ select
         3,
         'complete_jobs counts what it completed (an unknown id is skipped)'
     );
-select is(queue.complete_jobs((select array_agg(id) from batch), 'w-a', lease_tokens => (select array_agg(lease_token) from batch)), 0, 'and completes none twice');
+select
+    is(
+        queue.complete_jobs((select array_agg(id) from batch), 'w-a', lease_tokens => (select array_agg(lease_token) from batch)),
+        0,
+        'and completes none twice'
+    );
 
 -- failures: fixed backoff of 10 s on t_core, 3 attempts
 select queue.enqueue_job('t_job', '{"k": "flaky"}') as job_2 \gset
 select queue.claim_jobs('w-a', 1, array['t_core']);
-select is(queue.fail_job(:job_2, 'w-a', 'boom 1', lease_token => pg_temp.token(:job_2)), 'retrying'::queue.job_status, 'a failed attempt with attempts left retries');
+select
+    is(
+        queue.fail_job(:job_2, 'w-a', 'boom 1', lease_token => pg_temp.token(:job_2)),
+        'retrying'::queue.job_status,
+        'a failed attempt with attempts left retries'
+    );
 select
     is(
         (
@@ -50,7 +66,12 @@ select
         row('retrying'::text, now() + interval '10 seconds', null::text),
         'after the queue''s backoff, with the lease dropped'
     );
-select is(queue.fail_job(:job_2, 'w-a', 'late', lease_token => gen_random_uuid()), null, 'failing a job the worker no longer holds changes nothing');
+select
+    is(
+        queue.fail_job(:job_2, 'w-a', 'late', lease_token => gen_random_uuid()),
+        null,
+        'failing a job the worker no longer holds changes nothing'
+    );
 update queue.jobs set run_at = now()
 where id = :job_2;
 select queue.claim_jobs('w-a', 1, array['t_core']);
@@ -62,7 +83,12 @@ select is((
 update queue.jobs set run_at = now()
 where id = :job_2;
 select queue.claim_jobs('w-a', 1, array['t_core']);
-select is(queue.fail_job(:job_2, 'w-a', 'boom 3', lease_token => pg_temp.token(:job_2)), 'dead'::queue.job_status, 'the last attempt''s failure is dead');
+select
+    is(
+        queue.fail_job(:job_2, 'w-a', 'boom 3', lease_token => pg_temp.token(:job_2)),
+        'dead'::queue.job_status,
+        'the last attempt''s failure is dead'
+    );
 select
     is(
         (
@@ -134,7 +160,10 @@ update queue.jobs set lease_expires_at = now() + interval '1 second'
 where id = :job_6;
 select
     is(
-        (select array_agg(h) from queue.heartbeat('w-hb', array[:job_6, -5], lease_tokens => array[pg_temp.token(:job_6), gen_random_uuid()]) as h),
+        (
+            select array_agg(h)
+            from queue.heartbeat('w-hb', array[:job_6, -5], lease_tokens => array[pg_temp.token(:job_6), gen_random_uuid()]) as h
+        ),
         array[:job_6::bigint],
         'heartbeat returns the ids still held'
     );
@@ -147,7 +176,12 @@ select
         now() + interval '120 seconds',
         'heartbeat extends the lease by its length'
     );
-select is((select count(*) from queue.heartbeat('w-other', array[:job_6], lease_tokens => array[pg_temp.token(:job_6)])), 0::bigint, 'another worker''s heartbeat extends nothing');
+select
+    is(
+        (select count(*) from queue.heartbeat('w-other', array[:job_6], lease_tokens => array[pg_temp.token(:job_6)])),
+        0::bigint,
+        'another worker''s heartbeat extends nothing'
+    );
 select is((
     select count(*) from queue.worker_sessions
     where worker_id = 'w-hb'

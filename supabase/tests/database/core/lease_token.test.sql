@@ -7,16 +7,25 @@ select plan(21);
 
 -- a batch gets one distinct random (version 4) token per job
 select queue.enqueue_jobs('[{"job_type": "t_job"}, {"job_type": "t_job"}, {"job_type": "t_job"}]');
-create temp table batch as select c.id, c.lease_token from queue.claim_jobs('w-a', 3, array['t_core']) as c;
+create temp table batch as select
+    c.id,
+    c.lease_token
+from queue.claim_jobs('w-a', 3, array['t_core']) as c;
 select
     is(
-        (select count(distinct lease_token) from batch where lease_token::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4'),
+        (
+            select count(distinct lease_token) from batch
+            where lease_token::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4'
+        ),
         3::bigint,
         'each claimed job gets its own random token'
     );
 select
     is(
-        (select array_agg(j.lease_token order by j.id) from queue.jobs as j where j.id in (select id from batch)),
+        (
+            select array_agg(j.lease_token order by j.id) from queue.jobs as j
+            where j.id in (select b.id from batch as b)
+        ),
         (select array_agg(b.lease_token order by b.id) from batch as b),
         'the token handed out is the one the job keeps'
     );
@@ -52,14 +61,22 @@ select c.lease_token as old_token from queue.claim_jobs('w-a', 1, array['t_core'
 update queue.jobs set lease_expires_at = now() - interval '1 second'
 where id = :job;
 select queue.reap_expired_leases();
-select is((select lease_token from queue.jobs where id = :job), null, 'a reaped job keeps no token');
+select is((
+    select lease_token from queue.jobs
+    where id = :job
+), null, 'a reaped job keeps no token');
 update queue.jobs set run_at = now()
 where id = :job;
 select c.lease_token as new_token from queue.claim_jobs('w-a', 1, array['t_core']) as c \gset
 select isnt(:'new_token'::uuid, :'old_token'::uuid, 'the new claim has a new token');
 
 set local role queue_worker;
-select is(queue.complete_job(:job, 'w-a', '{}', lease_token => :'old_token'), false, 'the stale complete (same worker_id, old token) is refused');
+select
+    is(
+        queue.complete_job(:job, 'w-a', '{}', lease_token => :'old_token'),
+        false,
+        'the stale complete (same worker_id, old token) is refused'
+    );
 select is(queue.fail_job(:job, 'w-a', 'late', lease_token => :'old_token'), null, 'so is its fail');
 select
     is(
@@ -72,7 +89,10 @@ select is(queue.release_jobs('w-a', array[:job]::bigint[], array[:'old_token']::
 reset role;
 select
     is(
-        (select row(status::text, attempt, progress)::text from queue.jobs where id = :job),
+        (
+            select row(status::text, attempt, progress)::text from queue.jobs
+            where id = :job
+        ),
         row('running', 2, null::jsonb)::text,
         'the job still runs its second attempt, untouched'
     );
@@ -90,7 +110,10 @@ select is(queue.release_jobs('w-a', array[:job]::bigint[], array[:'new_token']::
 reset role;
 select
     is(
-        (select row(status::text, attempt, releases, released_by, released_at = now(), lease_token)::text from queue.jobs where id = :job),
+        (
+            select row(status::text, attempt, releases, released_by, released_at = now(), lease_token)::text from queue.jobs
+            where id = :job
+        ),
         row('retrying', 1, 1, 'w-a', true, null::uuid)::text,
         'the release is recorded on the job (how many, by whom, when) and the token is dropped'
     );
@@ -114,7 +137,10 @@ select
     );
 select
     is(
-        (select errors -> -1 ->> 'error' from queue.jobs where id = :loud),
+        (
+            select errors -> -1 ->> 'error' from queue.jobs
+            where id = :loud
+        ),
         repeat('e', 4000) || ' [... truncated: 4000 of 5000000 characters kept]',
         'the error is kept to 4,000 characters with a marker'
     );

@@ -69,7 +69,9 @@ select
     );
 select
     results_eq(
-        format($$select queue.heartbeat('w-role', array[%s::bigint], 'host-1', 42, lease_tokens => array[pg_temp.token(%s)])$$, :job_a, :job_a),
+        format(
+            $$select queue.heartbeat('w-role', array[%s::bigint], 'host-1', 42, lease_tokens => array[pg_temp.token(%s)])$$, :job_a, :job_a
+        ),
         format('values (%s::bigint)', :job_a),
         'the worker heartbeats its job'
     );
