@@ -208,12 +208,15 @@ security definer
 set search_path = ''
 as $$
 begin
+    if set_owner_tier.owner_id is null then
+        raise exception 'owner_id is required' using errcode = '22023';
+    end if;
     if set_owner_tier.tier is null then
         delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
         return;
     end if;
     if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
-        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
+        raise exception 'unknown tier: %', queue._shown(set_owner_tier.tier) using errcode = '22023',
             hint = 'Tiers live in queue.tiers (tier, priority_offset).';
     end if;
     insert into queue.owner_tiers as o (owner_id, tier)

@@ -185,6 +185,11 @@ insert into cases (who, label, call, sqlstate, pattern) values
 ('service_role', 'register_job_type: max_attempts 101', $$select queue.register_job_type('t_x', 't_ops', max_attempts => 101)$$, '22023', '^max_attempts must be from 1 to 100, got 101$'),
 ('service_role', 'register_job_type: timeout 0', $$select queue.register_job_type('t_x', 't_ops', timeout_seconds => 0)$$, '22023', '^timeout_seconds must be at least 1, got 0$'),
 ('service_role', 'register_job_type: a null in chains_to', $$select queue.register_job_type('t_x', 't_ops', chains_to => array[null]::text[])$$, '22023', '^chains_to must list job types'),
+('service_role', 'set_owner_tier: null owner', $$select queue.set_owner_tier(null, 'pro')$$, '22023', '^owner_id is required$'),
+('service_role', 'set_owner_tier: unknown tier', $$select queue.set_owner_tier('11111111-1111-4111-8111-111111111111', repeat('t', 500))$$, '22023', '^unknown tier: t{100}\.\.\. \(500 characters\)$'),
+('queue_worker', 'report_service: null service', $$select queue.report_service(null, false)$$, '22023', '^service is required$'),
+('queue_worker', 'report_service: 5,000-character service', $$select queue.report_service(repeat('s', 5000), false)$$, '22023', '^service must be at most 100 characters, got s{100}\.\.\. \(5000 characters\)$'),
+('service_role', 'purge_history: max_rows 0', $$select queue.purge_history(max_rows => 0)$$, '22023', '^max_rows must be at least 1, got 0$'),
 -- queue_public, as a signed-in end user
 ('alice', 'user: a type not for end users', $$select queue_public.enqueue_job('t_ops_internal')$$, '42501', '^job type t_ops_internal is not available to end users$'),
 ('alice', 'user: null job type', $$select queue_public.enqueue_job(null)$$, '42501', '^job type null is not available to end users$'),
