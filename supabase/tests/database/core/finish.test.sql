@@ -1,6 +1,6 @@
 -- complete, fail, retry with backoff, dead letter, lease fencing, heartbeat, release, reaper.
 begin;
-select plan(30);
+select plan(31);
 \ir ../../helpers/core_setup.psql
 
 select queue.enqueue_job('t_job', '{"k": 1}') as job_1 \gset
@@ -51,6 +51,12 @@ select
 -- failures: fixed backoff of 10 s on t_core, 3 attempts
 select queue.enqueue_job('t_job', '{"k": "flaky"}') as job_2 \gset
 select queue.claim_jobs('w-a', 1, array['t_core']);
+select
+    is(
+        queue.fail_job(:job_2, 'w-b', 'not mine', lease_token => pg_temp.token(:job_2)),
+        null,
+        'another worker cannot fail it, even holding its token'
+    );
 select
     is(
         queue.fail_job(:job_2, 'w-a', 'boom 1', lease_token => pg_temp.token(:job_2)),
