@@ -115,18 +115,22 @@ declare
     v_count int;
     v_big record;
 begin
-    if complete_jobs.lease_tokens is null or array_position(complete_jobs.lease_tokens, null) is not null then
-        raise exception 'lease_token is required: job % was passed without one',
-            complete_jobs.job_ids[coalesce(array_position(complete_jobs.lease_tokens, null), 1)]
-            using errcode = '22023',
-            hint = 'Pass the lease_token claim_jobs returned with the job: a worker_id alone does not prove the lease.';
-    end if;
-    if cardinality(complete_jobs.lease_tokens) is distinct from cardinality(complete_jobs.job_ids) then
-        raise exception 'lease_tokens must hold one token per job id (% ids, % tokens)',
-            coalesce(cardinality(complete_jobs.job_ids), 0), coalesce(cardinality(complete_jobs.lease_tokens)::text, 'null')
-            using errcode = '22023', hint = 'Pass the lease_token claim_jobs returned with each job, in job_ids order.';
-    end if;
-    if complete_jobs.results is not null then
+    -- one test on the hot path (three separate checks looked ~0.1 ms slower per batch of 100 on
+    -- the shared bench box; within its noise); the problem is named only when there is one
+    if complete_jobs.lease_tokens is null
+        or array_position(complete_jobs.lease_tokens, null) is not null
+        or cardinality(complete_jobs.lease_tokens) <> cardinality(complete_jobs.job_ids)
+        or complete_jobs.results is not null then
+        if complete_jobs.lease_tokens is null or array_position(complete_jobs.lease_tokens, null) is not null then
+            raise exception 'lease_token is required: job % was passed without one',
+                complete_jobs.job_ids[coalesce(array_position(complete_jobs.lease_tokens, null), 1)]
+                using errcode = '22023',
+                hint = 'Pass the lease_token claim_jobs returned with the job: a worker_id alone does not prove the lease.';
+        elsif cardinality(complete_jobs.lease_tokens) <> cardinality(complete_jobs.job_ids) then
+            raise exception 'lease_tokens must hold one token per job id (% ids, % tokens)',
+                cardinality(complete_jobs.job_ids), cardinality(complete_jobs.lease_tokens)
+                using errcode = '22023', hint = 'Pass the lease_token claim_jobs returned with each job, in job_ids order.';
+        end if;
         select r.ord, octet_length(r.result::text) as bytes into v_big
         from unnest(complete_jobs.results) with ordinality as r (result, ord)
         where octet_length(r.result::text) > (select s.max_payload_bytes from queue.settings as s)
