@@ -5,7 +5,8 @@ Whatever finished while the previous round trip was under way goes in the next o
 ``report_progress`` per pending progress report, pipelined on one connection. Under load the
 batches grow by themselves; when idle each finished job is acknowledged at once. A dropped
 connection keeps everything pending and retries with backoff: the leases are still ours, and
-every call is fenced by worker id and attempt, so a retry can never complete a job twice.
+every call is fenced by lease token, worker id and attempt, so a retry can never complete a job
+twice.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Acknowledger:
         # (the attempt, its result as JSON): plain pairs, they never leave this module
         self.acks: list[tuple[Running, str | None]] = []
         self.fails: list[tuple[FailedAttempt, Running]] = []
-        self.progress: dict[int, Any] = {}
+        self.progress: dict[int, tuple[str, Any]] = {}  # job id -> (lease token, progress)
         self.flushing = False
         self.event = asyncio.Event()
 
@@ -47,13 +48,14 @@ class Acknowledger:
         self.event.set()
 
     def fail(self, r: Running, failed: Failed) -> None:
-        attempt = FailedAttempt(r.id, failed.error, failed.retryable, failed.retry_at, r.attempt)
+        attempt = FailedAttempt(r.id, failed.error, failed.retryable, failed.retry_at, r.attempt,
+                                r.lease_token, failed.public)
         self.fails.append((attempt, r))
         self.event.set()
 
-    def report_progress(self, job_id: int, progress: Any) -> None:
+    def report_progress(self, job_id: int, lease_token: str, progress: Any) -> None:
         first = not self.progress
-        self.progress[job_id] = progress
+        self.progress[job_id] = (lease_token, progress)
         if first:
             asyncio.get_running_loop().create_task(self._flush_progress())
 
@@ -91,10 +93,11 @@ class Acknowledger:
         if not any(rj is not None for rj in results or ()):
             results = None
         attempts = "{" + ",".join([str(r.attempt) for r, _ in acks]) + "}"
+        tokens = "{" + ",".join([r.lease_token for r, _ in acks]) + "}"
         progress, self.progress = self.progress, {}
         try:
             done, statuses = await self.db.finish(
-                self.worker_id, ids, results, attempts, [f[0] for f in fails], progress
+                self.worker_id, ids, results, attempts, tokens, [f[0] for f in fails], progress
             )
         except BaseException:
             self.progress = progress | self.progress
@@ -128,6 +131,8 @@ class Acknowledger:
         if not items:
             return  # sent with the completions meanwhile
         try:
-            await self.db.report_progress((i, self.worker_id, p) for i, p in items.items())
+            await self.db.report_progress(
+                (i, self.worker_id, token, p) for i, (token, p) in items.items()
+            )
         except Exception as exc:  # noqa: BLE001 - progress is best effort
             log.warning("progress not stored (%s)", exc)

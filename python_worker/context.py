@@ -9,7 +9,15 @@ from typing import Any
 
 
 class PermanentError(Exception):
-    """Raise from a handler when retrying cannot help: the job goes to the dead letter at once."""
+    """Raise from a handler when retrying cannot help: the job goes to the dead letter at once.
+
+    ``public`` is the short message the job's owner may read (queue_public.my_jobs); the
+    exception's own text stays with the operators.
+    """
+
+    def __init__(self, *args: object, public: str | None = None) -> None:
+        super().__init__(*args)
+        self.public = public
 
 
 class RetryLater(Exception):  # noqa: N818 - it is an instruction, not an error
@@ -41,10 +49,13 @@ class JobContext:
     max_attempts: int
     worker_id: str
     lease_seconds: int
-    _progress: Callable[[int, Any], None] = field(repr=False)
+    _progress: Callable[[int, str, Any], None] = field(repr=False)
     _connect: Callable[[JobContext], Any] | None = field(default=None, repr=False)
     _conn: Any = field(default=None, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
+    # the claim's secret: chain follow-up work with queue.enqueue_child_job(id, lease_token, ...)
+    lease_token: str = field(default="", repr=False)
+    parent_id: int | None = None
 
     @property
     def is_last_attempt(self) -> bool:
@@ -52,7 +63,7 @@ class JobContext:
 
     def report_progress(self, progress: Any) -> None:
         """Store progress (any JSON value) for ``queue.get_job``; returns at once, best effort."""
-        self._progress(self.id, progress)
+        self._progress(self.id, self.lease_token, progress)
 
     @property
     def connection(self) -> Any:

@@ -38,15 +38,16 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 CLAIM_SQL = (
     "select id, job_type, queue_name, payload, attempt, max_attempts, priority,"
-    " lease_expires_at, lease_seconds, owner_id, created_at"
+    " lease_expires_at, lease_seconds, owner_id, created_at, lease_token::text, parent_id"
     " from queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
 )
-COMPLETE_SQL = "select queue.complete_jobs(%s::bigint[], %s, %s::jsonb[], %s::int[])"
-COMPLETE_ONE_SQL = "select queue.complete_job(%s, %s, %s::jsonb, %s)"
-FAIL_SQL = "select queue.fail_job(%s, %s, %s, %s, %s::timestamptz, %s)::text"
-HEARTBEAT_SQL = "select queue.heartbeat(%s, %s::bigint[], %s, %s, %s::jsonb)"
-RELEASE_SQL = "select queue.release_jobs(%s, %s::bigint[])"
-PROGRESS_SQL = "select queue.report_progress(%s, %s, %s::jsonb)"
+# every call about a claimed job presents its lease token (the claim's secret)
+COMPLETE_SQL = "select queue.complete_jobs(%s::bigint[], %s, %s::jsonb[], %s::int[], %s::uuid[])"
+COMPLETE_ONE_SQL = "select queue.complete_job(%s, %s, %s::jsonb, %s, %s::uuid)"
+FAIL_SQL = "select queue.fail_job(%s, %s, %s, %s, %s::timestamptz, %s, %s::uuid, %s)::text"
+HEARTBEAT_SQL = "select queue.heartbeat(%s, %s::bigint[], %s, %s, %s::jsonb, %s::uuid[])"
+RELEASE_SQL = "select queue.release_jobs(%s, %s::bigint[], %s::uuid[])"
+PROGRESS_SQL = "select queue.report_progress(%s, %s, %s::jsonb, %s::uuid)"
 
 
 class ClaimedJob(NamedTuple):
@@ -63,16 +64,21 @@ class ClaimedJob(NamedTuple):
     lease_seconds: int
     owner_id: UUID | None
     created_at: datetime
+    lease_token: str  # the claim's secret: every later call about this attempt presents it
+    parent_id: int | None
 
 
 class FailedAttempt(NamedTuple):
-    """The arguments of one ``queue.fail_job`` call (fenced by worker id and ``attempt``)."""
+    """The arguments of one ``queue.fail_job`` call (fenced by lease token, worker id and
+    ``attempt``)."""
 
     job_id: int
     error: str
     retryable: bool
     retry_at: datetime | None
     attempt: int
+    lease_token: str
+    public_error: str | None = None
 
 
 _decoder = json.JSONDecoder()
@@ -176,8 +182,9 @@ class Database:
         ids: list[int] | str,
         results: list[str | None] | None,
         attempts: list[int] | str,
+        tokens: list[str] | str,
         failures: list[FailedAttempt],
-        progress: dict[int, Any] | None = None,
+        progress: dict[int, tuple[str, Any]] | None = None,
     ) -> tuple[int, list[str | None]]:
         """Stores pending ``progress``, completes ``ids`` in one statement and records
         ``failures``: one round trip."""
@@ -185,14 +192,17 @@ class Database:
         statuses: list[str | None] = []
         async with self.pool.connection() as conn:
             async with conn.pipeline():
-                for job_id, p in (progress or {}).items():
-                    await conn.execute(PROGRESS_SQL, (job_id, worker_id, json.dumps(p)))
+                for job_id, (token, p) in (progress or {}).items():
+                    await conn.execute(PROGRESS_SQL, (job_id, worker_id, json.dumps(p), token))
                 cur_c = None
                 if ids:
-                    cur_c = await conn.execute(COMPLETE_SQL, (ids, worker_id, results, attempts))
+                    cur_c = await conn.execute(
+                        COMPLETE_SQL, (ids, worker_id, results, attempts, tokens)
+                    )
                 fail_curs = [
                     await conn.execute(
-                        FAIL_SQL, (f.job_id, worker_id, f.error, f.retryable, f.retry_at, f.attempt)
+                        FAIL_SQL, (f.job_id, worker_id, f.error, f.retryable, f.retry_at, f.attempt,
+                                   f.lease_token, f.public_error)
                     )
                     for f in failures
                 ]
@@ -205,27 +215,30 @@ class Database:
         return completed, statuses
 
     async def heartbeat(
-        self, worker_id: str, ids: list[int], host: str, pid: int, metadata: dict[str, Any]
+        self, worker_id: str, ids: list[int], tokens: list[str], host: str, pid: int,
+        metadata: dict[str, Any],
     ) -> set[int]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                HEARTBEAT_SQL, (worker_id, ids, host, pid, json.dumps(metadata))
+                HEARTBEAT_SQL, (worker_id, ids, host, pid, json.dumps(metadata), tokens)
             )
             return {r[0] for r in await cur.fetchall()}
 
-    async def release(self, worker_id: str, ids: list[int]) -> int:
+    async def release(self, worker_id: str, ids: list[int], tokens: list[str]) -> int:
         if not ids:
             return 0
         async with self.pool.connection() as conn:
-            cur = await conn.execute(RELEASE_SQL, (worker_id, ids))
+            cur = await conn.execute(RELEASE_SQL, (worker_id, ids, tokens))
             row = await cur.fetchone()
             return row[0] if row else 0
 
-    async def report_progress(self, items: Iterable[tuple[int, str, Any]]) -> None:
+    async def report_progress(self, items: Iterable[tuple[int, str, str, Any]]) -> None:
         async with self.pool.connection() as conn:
             async with conn.pipeline():
-                for job_id, worker_id, progress in items:
-                    await conn.execute(PROGRESS_SQL, (job_id, worker_id, json.dumps(progress)))
+                for job_id, worker_id, token, progress in items:
+                    await conn.execute(
+                        PROGRESS_SQL, (job_id, worker_id, json.dumps(progress), token)
+                    )
 
     async def ensure_job_types(self, specs: list[dict[str, Any]]) -> list[str]:
         """Registers the job types that SQL does not know yet; existing ones keep their settings."""
@@ -263,7 +276,7 @@ class Database:
     async def end_job_transaction(
         self,
         conn: psycopg.AsyncConnection[Any],
-        commit_job: tuple[int, str, str | None, int] | None,
+        commit_job: tuple[int, str, str | None, int, str] | None,
     ) -> bool:
         """Completes the job inside ``conn``'s transaction and commits (or rolls back)."""
         ok = False
@@ -339,7 +352,8 @@ class SyncTransactions:
         return self._get_pool().getconn()
 
     def end(
-        self, conn: psycopg.Connection[Any], commit_job: tuple[int, str, str | None, int] | None
+        self, conn: psycopg.Connection[Any],
+        commit_job: tuple[int, str, str | None, int, str] | None,
     ) -> bool:
         ok = False
         try:

@@ -46,7 +46,8 @@ def classify(exc: BaseException) -> Failed:
     if isinstance(exc, RetryLater):
         return Failed(f"RetryLater: {exc}", True, exc.at)
     if isinstance(exc, PermanentError) or getattr(exc, "permanent", False) is True:
-        return Failed(f"{type(exc).__name__}: {exc}"[:4000], False, None)
+        return Failed(f"{type(exc).__name__}: {exc}"[:4000], False, None,
+                      getattr(exc, "public", None))
     retry_at = getattr(exc, "retry_at", None)
     if not isinstance(retry_at, datetime) or retry_at.tzinfo is None:
         retry_at = None
@@ -96,7 +97,7 @@ def run_sync(
         return classify(exc)
     if ctx is not None and ctx._conn is not None:
         try:
-            committed = tx.end(ctx._conn, (ctx.id, ctx.worker_id, rj, ctx.attempt))
+            committed = tx.end(ctx._conn, (ctx.id, ctx.worker_id, rj, ctx.attempt, ctx.lease_token))
             return CompletedInTransaction(committed)
         except Exception as exc:  # noqa: BLE001 - commit state unknown: fail_job is fenced
             return _transaction_failed(exc)
@@ -134,7 +135,9 @@ async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Database) 
     if conn is not None:
         try:
             assert ctx is not None
-            ok = await db.end_job_transaction(conn, (ctx.id, ctx.worker_id, rj, ctx.attempt))
+            ok = await db.end_job_transaction(
+                conn, (ctx.id, ctx.worker_id, rj, ctx.attempt, ctx.lease_token)
+            )
             return CompletedInTransaction(ok)
         except Exception as exc:  # noqa: BLE001 - commit state unknown: fail_job is fenced
             return _transaction_failed(exc)

@@ -4,8 +4,9 @@
     CompletedInTransaction(committed)
                                     already completed (or not, lease lost) by queue.complete_job
                                     inside the handler's own transaction; nothing left to send
-    Failed(error, retryable, retry_at)
-                                    queue.fail_job: SQL decides retry or dead letter
+    Failed(error, retryable, retry_at, public)
+                                    queue.fail_job: SQL decides retry or dead letter; public is
+                                    what the job's owner may read (never the raw error)
 
 There is no "released" outcome: at shutdown the worker releases unfinished attempts by id in one
 ``queue.release_jobs`` call, without an outcome per attempt.
@@ -39,11 +40,13 @@ class CompletedInTransaction:
 @dataclass(frozen=True, slots=True)
 class Failed:
     """The attempt failed. ``retryable`` False dead-letters at once; ``retry_at`` (tz-aware)
-    asks for that retry time instead of the job type's backoff."""
+    asks for that retry time instead of the job type's backoff; ``public`` is the message the
+    job's owner sees (None: a generic one)."""
 
     error: str
     retryable: bool = True
     retry_at: datetime | None = None
+    public: str | None = None
 
 
 Outcome = Completed | CompletedInTransaction | Failed

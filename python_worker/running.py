@@ -16,8 +16,8 @@ class Running:
     """
 
     __slots__ = (
-        "id", "job_type", "queue_name", "attempt", "lease_seconds", "timeout", "deadline",
-        "started", "renewed", "task", "done", "metrics",
+        "id", "job_type", "queue_name", "attempt", "lease_token", "lease_seconds", "timeout",
+        "deadline", "started", "renewed", "task", "done", "metrics",
     )
 
     def __init__(self, job: ClaimedJob, timeout: float, now: float) -> None:
@@ -25,6 +25,7 @@ class Running:
         self.job_type = job.job_type
         self.queue_name = job.queue_name
         self.attempt = job.attempt
+        self.lease_token = job.lease_token
         self.lease_seconds = job.lease_seconds
         self.timeout = timeout
         self.deadline = now + timeout

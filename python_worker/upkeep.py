@@ -51,7 +51,8 @@ async def heartbeat_loop(
                if not r.done and now - r.renewed > r.lease_seconds / 3]
         if due or now - last_session >= interval:
             try:
-                held = await db.heartbeat(worker_id, [r.id for r in due], host, pid, session())
+                held = await db.heartbeat(worker_id, [r.id for r in due],
+                                          [r.lease_token for r in due], host, pid, session())
                 last_session = now
                 backoff.reset()
                 for r in due:

@@ -199,7 +199,9 @@ class Worker:
             until = time.monotonic() + 10.0
             while True:
                 try:
-                    n = await self.db.release(self.worker_id, ids)
+                    n = await self.db.release(
+                        self.worker_id, ids, [r.lease_token for r in leftover]
+                    )
                     log.info("released %d unfinished jobs back to the queue: %s", n, ids[:20])
                     break
                 except CONNECTION_ERRORS as exc:
@@ -219,12 +221,14 @@ class Worker:
             self.counts["completed"], self.counts["failed"], self.counts["dead"],
         )
 
-    async def _release_quietly(self, ids: list[int]) -> None:
+    async def _release_quietly(self, jobs: list[ClaimedJob]) -> None:
         try:
-            n = await self.db.release(self.worker_id, ids)
+            n = await self.db.release(
+                self.worker_id, [j.id for j in jobs], [j.lease_token for j in jobs]
+            )
             log.info("released %d jobs claimed while stopping", n)
         except Exception as exc:  # noqa: BLE001 - their leases expire and the reaper retries
-            log.warning("could not release %d jobs claimed while stopping (%s)", len(ids), exc)
+            log.warning("could not release %d jobs claimed while stopping (%s)", len(jobs), exc)
 
     async def listener_close(self) -> None:
         listener = getattr(self, "listener", None)
@@ -281,7 +285,7 @@ class Worker:
                 backoff.reset()
             metrics.DB_UP.set(1)
             if jobs and self.stopping:  # stopped while claiming: give these back at once
-                await self._release_quietly([j.id for j in jobs])
+                await self._release_quietly(jobs)
                 return
             if jobs:
                 self._dispatch(jobs)
@@ -379,6 +383,7 @@ class Worker:
         return JobContext(
             id=r.id, job_type=r.job_type, queue_name=r.queue_name, attempt=r.attempt,
             max_attempts=job.max_attempts, worker_id=self.worker_id, lease_seconds=r.lease_seconds,
+            lease_token=r.lease_token, parent_id=job.parent_id,
             _progress=self._progress_threadsafe,
             _connect=None if h.is_async else self._sync_connect,
         )
@@ -460,5 +465,5 @@ class Worker:
 
     # -- acknowledging -----------------------------------------------------------------------
 
-    def _progress_threadsafe(self, job_id: int, progress: Any) -> None:
-        self.loop.call_soon_threadsafe(self.acker.report_progress, job_id, progress)
+    def _progress_threadsafe(self, job_id: int, lease_token: str, progress: Any) -> None:
+        self.loop.call_soon_threadsafe(self.acker.report_progress, job_id, lease_token, progress)

@@ -130,16 +130,19 @@ def claim_complete(batch: int, n: int, queues: list[str] | None = None) -> float
     """Claims and completes ``n`` waiting kyu.bench.sql jobs (enqueued by the steps before)."""
     vacuum()
     with connect() as conn:
-        claim = ("select id, attempt from queue.claim_jobs('bench', %s, "
+        # tokens as text, sent back as one array literal: what the worker does (psycopg's UUID
+        # objects would cost the client ~10 us a job)
+        claim = ("select id, attempt, lease_token::text from queue.claim_jobs('bench', %s, "
                  + ("null" if queues is None else f"array{queues!r}") + ", %s::text[])")
-        complete = "select queue.complete_jobs(%s::bigint[], 'bench', null, %s::int[])"
+        complete = "select queue.complete_jobs(%s::bigint[], 'bench', null, %s::int[], %s::uuid[])"
         done = 0
         t0 = time.perf_counter()
         while done < n:
             rows = conn.execute(claim, (batch, ["kyu.bench.sql"])).fetchall()
             if not rows:
                 break
-            conn.execute(complete, ([r[0] for r in rows], [r[1] for r in rows])).fetchone()
+            tokens = "{" + ",".join([r[2] for r in rows]) + "}"
+            conn.execute(complete, ([r[0] for r in rows], [r[1] for r in rows], tokens)).fetchone()
             done += len(rows)
         return done / (time.perf_counter() - t0)
 

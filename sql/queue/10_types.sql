@@ -28,8 +28,10 @@ create type queue.claimed_job as (
     lease_expires_at timestamptz,
     lease_seconds int,
     owner_id uuid,
-    created_at timestamptz
+    created_at timestamptz,
+    lease_token uuid,
+    parent_id bigint
 );
 
 comment on type queue.claimed_job is
-'What claim_jobs hands a worker: the job, the attempt it now runs (1-based) and its lease deadline.';
+'What claim_jobs hands a worker: the job, the attempt it now runs (1-based), its lease deadline, the lease_token that complete, fail, heartbeat, release and report_progress require, and the job it was chained from (parent_id).';

@@ -63,6 +63,7 @@ create table queue.job_types (
     timeout_seconds int,
     user_enqueue boolean not null default false,
     services text[] not null default '{}',
+    chains_to text[] not null default '{}',
     description text,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
@@ -73,7 +74,7 @@ create table queue.job_types (
 );
 
 comment on table queue.job_types is
-'Registry of job types: default queue and priority, per-type overrides of attempts and timeout, whether end users may enqueue it, and the external services it depends on (circuit breakers).';
+'Registry of job types: default queue and priority, per-type overrides of attempts and timeout, whether end users may enqueue it, the external services it depends on (circuit breakers) and the job types its handler may chain (chains_to, see queue.enqueue_child_jobs).';
 
 create table queue.tiers (
     tier text primary key,
@@ -138,6 +139,14 @@ create table queue.jobs (
     started_at timestamptz,
     attempted_at timestamptz,
     aged_at timestamptz,
+    -- the claim's secret: finishing calls must present it (a worker_id is only a name)
+    lease_token uuid,
+    -- what the owner may read about the last failure (chosen by the handler); errors stay internal
+    public_error text,
+    parent_id bigint,
+    releases int not null default 0,
+    released_at timestamptz,
+    released_by text,
     constraint jobs_live_status check (status in ('pending', 'running', 'retrying')),
     constraint jobs_priority_in_range check (priority between 1 and 100),
     constraint jobs_max_attempts_positive check (max_attempts >= 1),
@@ -153,6 +162,12 @@ create table queue.jobs (
 );
 
 comment on table queue.jobs is 'Live jobs only (pending, running, retrying); finished jobs are in queue.job_history.';
+comment on column queue.jobs.lease_token is
+'Random secret handed out by claim_jobs with each claim; complete, fail, heartbeat, release and report_progress require it. Null while not running.';
+comment on column queue.jobs.public_error is
+'What the owner sees of the last failure (set by the handler through fail_job(public_error => ...)); the raw errors are for operators.';
+comment on column queue.jobs.parent_id is 'The job whose handler chained this one (queue.enqueue_child_jobs); null for a root job.';
+comment on column queue.jobs.releases is 'How many times a worker gave the job back uncounted (release_jobs); released_at/released_by: the last one.';
 
 -- claim_jobs reads waiting jobs of one queue in priority, run_at, id order.
 create index jobs_queue_claim_idx on queue.jobs (queue_name, priority, run_at, id)
@@ -171,6 +186,10 @@ where unique_key is not null;
 
 create index jobs_owner_idx on queue.jobs (owner_id)
 where owner_id is not null;
+
+-- get_job lists a job's children
+create index jobs_parent_idx on queue.jobs (parent_id)
+where parent_id is not null;
 
 create table queue.job_history (
     id bigint primary key,
@@ -191,11 +210,18 @@ create table queue.job_history (
     created_at timestamptz not null,
     started_at timestamptz,
     finished_at timestamptz not null default now(),
+    public_error text,
+    parent_id bigint,
+    releases int not null default 0,
+    released_at timestamptz,
+    released_by text,
     constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
 );
 
 comment on table queue.job_history is
 'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+comment on column queue.job_history.public_error is 'What the owner sees of the last failure (see queue.jobs.public_error).';
+comment on column queue.job_history.parent_id is 'The job whose handler chained this one; null for a root job.';
 
 -- retention purge per queue, oldest first
 create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);
@@ -209,6 +235,9 @@ where status = 'dead';
 
 create index job_history_owner_idx on queue.job_history (owner_id)
 where owner_id is not null;
+
+create index job_history_parent_idx on queue.job_history (parent_id)
+where parent_id is not null;
 
 -- recurring jobs check that a run's key was not already done
 create index job_history_unique_key_idx on queue.job_history (unique_key)

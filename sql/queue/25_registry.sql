@@ -28,17 +28,29 @@ begin
     if create_queue.queue_name is null or create_queue.queue_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
         raise exception 'queue_name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), got %',
             coalesce(quote_literal(create_queue.queue_name), 'null') using errcode = '22023';
-    elsif create_queue.max_attempts is null or create_queue.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', create_queue.max_attempts using errcode = '22023';
-    elsif create_queue.backoff_base < interval '0' or create_queue.backoff_max < create_queue.backoff_base then
-        raise exception 'backoff_base (%) must be >= 0 and <= backoff_max (%)', create_queue.backoff_base, create_queue.backoff_max
+    elsif create_queue.max_attempts is null or create_queue.max_attempts not between 1 and 100 then
+        raise exception 'max_attempts must be from 1 to 100, got %', coalesce(create_queue.max_attempts::text, 'null')
             using errcode = '22023';
-    elsif create_queue.backoff_jitter not between 0 and 1 then
-        raise exception 'backoff_jitter must be between 0 and 1, got %', create_queue.backoff_jitter using errcode = '22023';
-    elsif create_queue.lease_seconds < 1 then
-        raise exception 'lease_seconds must be at least 1, got %', create_queue.lease_seconds using errcode = '22023';
-    elsif create_queue.retention <= interval '0' then
-        raise exception 'retention must be positive, got %', create_queue.retention using errcode = '22023';
+    elsif create_queue.backoff_strategy is null then
+        raise exception 'backoff_strategy must be fixed, linear or exponential, got null' using errcode = '22023';
+    elsif create_queue.backoff_base is null or create_queue.backoff_base < interval '0'
+        or create_queue.backoff_base > interval '1 hour' then
+        raise exception 'backoff_base must be from 0 to 1 hour, got %', coalesce(create_queue.backoff_base::text, 'null')
+            using errcode = '22023', hint = 'Delays grow from the base; backoff_max caps them (up to 7 days).';
+    elsif create_queue.backoff_max is null or create_queue.backoff_max < create_queue.backoff_base
+        or create_queue.backoff_max <= interval '0' or create_queue.backoff_max > interval '7 days' then
+        raise exception 'backoff_max must be over 0, at most 7 days and not below backoff_base (%), got %',
+            create_queue.backoff_base, coalesce(create_queue.backoff_max::text, 'null')
+            using errcode = '22023';
+    elsif create_queue.backoff_jitter is null or create_queue.backoff_jitter not between 0 and 1 then
+        raise exception 'backoff_jitter must be between 0 and 1, got %', coalesce(create_queue.backoff_jitter::text, 'null')
+            using errcode = '22023';
+    elsif create_queue.lease_seconds is null or create_queue.lease_seconds not between 1 and 86400 then
+        raise exception 'lease_seconds must be from 1 to 86400 (a day), got %', coalesce(create_queue.lease_seconds::text, 'null')
+            using errcode = '22023';
+    elsif create_queue.retention is null or create_queue.retention <= interval '0' then
+        raise exception 'retention must be positive, got %', coalesce(create_queue.retention::text, 'null')
+            using errcode = '22023';
     elsif create_queue.concurrency < 1 then
         raise exception 'concurrency must be at least 1 (or null for no limit), got %', create_queue.concurrency
             using errcode = '22023';
@@ -96,7 +108,8 @@ create or replace function queue.register_job_type(
     timeout_seconds int default null,
     user_enqueue boolean default false,
     services text[] default '{}',
-    description text default null
+    description text default null,
+    chains_to text[] default '{}'
 )
 returns queue.job_types
 language plpgsql
@@ -115,20 +128,23 @@ begin
             using errcode = '22023', hint = 'Create it first: select queue.create_queue(queue_name => ...);';
     elsif register_job_type.priority is null or register_job_type.priority not between 1 and 100 then
         raise exception 'priority must be between 1 and 100, got %', register_job_type.priority using errcode = '22023';
-    elsif register_job_type.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', register_job_type.max_attempts using errcode = '22023';
+    elsif register_job_type.max_attempts not between 1 and 100 then
+        raise exception 'max_attempts must be from 1 to 100, got %', register_job_type.max_attempts using errcode = '22023';
     elsif register_job_type.timeout_seconds < 1 then
         raise exception 'timeout_seconds must be at least 1, got %', register_job_type.timeout_seconds using errcode = '22023';
+    elsif array_position(register_job_type.chains_to, null) is not null then
+        raise exception 'chains_to must list job types, got %', register_job_type.chains_to using errcode = '22023';
     end if;
 
     insert into queue.job_types as t (
-        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description
+        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description,
+        chains_to
     )
     values (
         register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
         register_job_type.max_attempts, register_job_type.timeout_seconds,
         coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
-        register_job_type.description
+        register_job_type.description, coalesce(register_job_type.chains_to, '{}')
     )
     on conflict on constraint job_types_pkey do update
     set queue_name = excluded.queue_name,
@@ -138,14 +154,15 @@ begin
         user_enqueue = excluded.user_enqueue,
         services = excluded.services,
         description = excluded.description,
+        chains_to = excluded.chains_to,
         updated_at = now()
     returning t.* into v_row;
     return v_row;
 end
 $$;
 
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
-'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text, text[]) is
+'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts (1-100) and lease (timeout_seconds), whether authenticated end users may enqueue it, the external services it depends on (circuit breakers), and the job types its handler may enqueue as children (chains_to; queue.enqueue_child_jobs).';
 
 -- ensure_job_type: registers a job type only if it is missing (a worker starting with its
 -- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
@@ -191,12 +208,15 @@ security definer
 set search_path = ''
 as $$
 begin
+    if set_owner_tier.owner_id is null then
+        raise exception 'owner_id is required' using errcode = '22023';
+    end if;
     if set_owner_tier.tier is null then
         delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
         return;
     end if;
     if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
-        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
+        raise exception 'unknown tier: %', queue._shown(set_owner_tier.tier) using errcode = '22023',
             hint = 'Tiers live in queue.tiers (tier, priority_offset).';
     end if;
     insert into queue.owner_tiers as o (owner_id, tier)

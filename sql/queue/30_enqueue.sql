@@ -19,6 +19,7 @@ returns table (
     backoff_strategy queue.backoff_strategy,
     backoff_base interval,
     backoff_max interval,
+    parent_id bigint,
     problem text
 )
 language plpgsql
@@ -35,29 +36,30 @@ begin
         i.j ->> 'job_type',
         q.queue_name,
         least(100, greatest(1, coalesce(i.priority, jt.priority) + coalesce(t.priority_offset, 0))),
-        coalesce((i.j ->> 'run_at')::timestamptz, now()),
+        coalesce(i.run_at, now()),
         coalesce(i.j -> 'payload', '{}'),
         coalesce(i.max_attempts, jt.max_attempts, q.max_attempts),
         i.j ->> 'unique_key',
         i.owner_id,
-        (i.j ->> 'backoff_strategy')::queue.backoff_strategy,
-        (i.j ->> 'backoff_base')::interval,
-        (i.j ->> 'backoff_max')::interval,
+        i.backoff_strategy,
+        i.backoff_base,
+        i.backoff_max,
+        i.parent_id,
         case
             when jsonb_typeof(i.j) <> 'object'
                 then format('each job must be a JSON object, got %s', jsonb_typeof(i.j))
             when i.bad_key is not null
-                then format('unknown key %s (expected job_type, payload, queue_name, priority, run_at, max_attempts, unique_key, owner_id, backoff_strategy, backoff_base, backoff_max)', i.bad_key)
+                then format('unknown key %s (expected job_type, payload, queue_name, priority, run_at, max_attempts, unique_key, owner_id, backoff_strategy, backoff_base, backoff_max, parent_id)', queue._shown(i.bad_key))
             when i.j ->> 'job_type' is null
                 then 'job_type is required'
             when jt.job_type is null
-                then format('unknown job type: %s', i.j ->> 'job_type')
+                then format('unknown job type: %s', queue._shown(i.j ->> 'job_type'))
             when q.queue_name is null
-                then format('unknown queue: %s', i.j ->> 'queue_name')
+                then format('unknown queue: %s', queue._shown(i.j ->> 'queue_name'))
+            when jsonb_typeof(i.j -> 'priority') = 'number' and i.priority is null and (i.j ->> 'priority')::numeric % 1 = 0
+                then format('priority must be between 1 and 100, got %s', queue._shown(i.j ->> 'priority'))
             when i.j ? 'priority' and jsonb_typeof(i.j -> 'priority') <> 'null' and i.priority is null
-                then format('priority must be an integer from 1 to 100, got %s', i.j -> 'priority')
-            when i.priority not between 1 and 100
-                then format('priority must be between 1 and 100, got %s', i.priority)
+                then format('priority must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'priority')::text))
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
             when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
@@ -65,31 +67,67 @@ begin
                     'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
                     octet_length((i.j -> 'payload')::text), i.max_payload_bytes
                 )
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric < 1
+                then format('max_attempts must be at least 1, got %s', queue._shown(i.j ->> 'max_attempts'))
+            when jsonb_typeof(i.j -> 'max_attempts') = 'number' and (i.j ->> 'max_attempts')::numeric > 100
+                then format('max_attempts must be at most 100, got %s', queue._shown(i.j ->> 'max_attempts'))
             when i.j ? 'max_attempts' and jsonb_typeof(i.j -> 'max_attempts') <> 'null' and i.max_attempts is null
-                then format('max_attempts must be an integer, got %s', i.j -> 'max_attempts')
-            when i.max_attempts < 1
-                then format('max_attempts must be at least 1, got %s', i.max_attempts)
+                then format('max_attempts must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'max_attempts')::text))
             when i.j ? 'unique_key' and jsonb_typeof(i.j -> 'unique_key') not in ('string', 'null')
-                then format('unique_key must be a string, got %s', i.j -> 'unique_key')
-            when (i.j ->> 'backoff_base')::interval < interval '0'
-                then format('backoff_base must not be negative, got %s', i.j ->> 'backoff_base')
+                then format('unique_key must be a string, got %s', queue._shown((i.j -> 'unique_key')::text))
+            when length(i.j ->> 'unique_key') > 300
+                then format('unique_key is %s characters, over the limit of 300', length(i.j ->> 'unique_key'))
+            when i.j ->> 'owner_id' is not null and i.owner_id is null
+                then format('owner_id must be a uuid, got %s', queue._shown(i.j ->> 'owner_id'))
+            when i.j ->> 'run_at' is not null and i.run_at is null
+                then format('run_at must be a time, got %s', queue._shown(i.j ->> 'run_at'))
+            -- finite and at most a year ahead; a past time is an operator's back-dating (end users'
+            -- past times become now in enqueue_user_job)
+            when i.run_at is not null and queue._time_problem('run_at', i.run_at, null) is not null
+                then queue._time_problem('run_at', i.run_at, null)
+            when i.j ->> 'backoff_strategy' is not null and i.backoff_strategy is null
+                then format('backoff_strategy must be fixed, linear or exponential, got %s', queue._shown(i.j ->> 'backoff_strategy'))
+            when i.j ->> 'backoff_base' is not null
+                and (i.backoff_base is null or i.backoff_base < interval '0' or i.backoff_base > interval '1 hour')
+                then format('backoff_base must be an interval from 0 to 1 hour, got %s', queue._shown(i.j ->> 'backoff_base'))
+            when i.j ->> 'backoff_max' is not null
+                and (i.backoff_max is null or i.backoff_max <= interval '0' or i.backoff_max > interval '7 days')
+                then format('backoff_max must be an interval over 0 and at most 7 days, got %s', queue._shown(i.j ->> 'backoff_max'))
+            when i.backoff_max < coalesce(i.backoff_base, q.backoff_base)
+                then format('backoff_max (%s) must not be less than backoff_base (%s)', i.backoff_max, coalesce(i.backoff_base, q.backoff_base))
+            when i.j ->> 'parent_id' is not null and i.parent_id is null
+                then format('parent_id must be a job id, got %s', queue._shown(i.j ->> 'parent_id'))
         end
     from (
         select
             e.ord,
             e.j,
-            case when jsonb_typeof(e.j -> 'priority') = 'number' and (e.j ->> 'priority')::numeric % 1 = 0
+            -- numbers are range-checked before the cast, so 1e10 is our error, not "integer out of range"
+            case when jsonb_typeof(e.j -> 'priority') = 'number' and (e.j ->> 'priority')::numeric between 1 and 100
+                and (e.j ->> 'priority')::numeric % 1 = 0
                 then (e.j ->> 'priority')::numeric::int end as priority,
-            case when jsonb_typeof(e.j -> 'max_attempts') = 'number' and (e.j ->> 'max_attempts')::numeric % 1 = 0
+            case when jsonb_typeof(e.j -> 'max_attempts') = 'number' and (e.j ->> 'max_attempts')::numeric between 1 and 100
+                and (e.j ->> 'max_attempts')::numeric % 1 = 0
                 then (e.j ->> 'max_attempts')::numeric::int end as max_attempts,
-            (e.j ->> 'owner_id')::uuid as owner_id,
+            case when jsonb_typeof(e.j -> 'parent_id') = 'number' and (e.j ->> 'parent_id')::numeric between 1 and 9223372036854775807
+                and (e.j ->> 'parent_id')::numeric % 1 = 0
+                then (e.j ->> 'parent_id')::numeric::bigint end as parent_id,
+            -- texts are parsed only when present: a batch without them pays nothing
+            case when e.j ->> 'owner_id' is not null then queue._to_uuid(e.j ->> 'owner_id') end as owner_id,
+            case when e.j ->> 'run_at' is not null then queue._to_timestamptz(e.j ->> 'run_at') end as run_at,
+            case when e.j ->> 'backoff_strategy' is not null then (
+                select s.s from unnest(enum_range(null::queue.backoff_strategy)) as s (s)
+                where s.s::text = e.j ->> 'backoff_strategy'
+            ) end as backoff_strategy,
+            case when e.j ->> 'backoff_base' is not null then queue._to_interval(e.j ->> 'backoff_base') end as backoff_base,
+            case when e.j ->> 'backoff_max' is not null then queue._to_interval(e.j ->> 'backoff_max') end as backoff_max,
             (select s.max_payload_bytes from queue.settings as s) as max_payload_bytes,
             (
                 select k.key
                 from jsonb_object_keys(case when jsonb_typeof(e.j) = 'object' then e.j else '{}' end) as k (key)
                 where k.key not in (
                     'job_type', 'payload', 'queue_name', 'priority', 'run_at', 'max_attempts',
-                    'unique_key', 'owner_id', 'backoff_strategy', 'backoff_base', 'backoff_max'
+                    'unique_key', 'owner_id', 'backoff_strategy', 'backoff_base', 'backoff_max', 'parent_id'
                 )
                 limit 1
             ) as bad_key
@@ -98,7 +136,9 @@ begin
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
-    left join queue.tiers as t on t.tier = ot.tier;
+    left join queue.tiers as t on t.tier = ot.tier
+    -- input order, whatever join the planner picks: enqueue_jobs draws ids in this order
+    order by i.ord;
 end
 $$;
 
@@ -114,21 +154,31 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+    v_hint text;
 begin
+    v_hint := case
+        when problem like 'unknown job type%'
+            then 'Register it first: select queue.register_job_type(job_type => ..., queue_name => ...);'
+        when problem like 'unknown queue%'
+            then 'Create it first (select queue.create_queue(queue_name => ...);) or leave queue_name out for the job type''s queue.'
+        when problem like 'unknown key%' or problem like 'each job%'
+            then 'Each job is an object with the keys of queue.enqueue_job.'
+        when problem like 'run_at%'
+            then 'Pass a finite time at most a year ahead (an ISO 8601 string in JSON); for later work use queue.schedule_job.'
+        when problem like 'payload is%'
+            then 'Store large data elsewhere (a table, Storage) and pass its id in the payload.'
+        when problem like 'unique_key is%'
+            then 'Use a short key, e.g. a hash of what makes the job unique.'
+    end;
     if job_count > 1 then
         raise exception 'jobs[%]: %', ord - 1, problem
-            using errcode = '22023', hint = 'Nothing was enqueued: the batch is all or nothing.';
-    end if;
-    if problem like 'unknown job type%' then
-        raise exception '%', problem
             using errcode = '22023',
-            hint = 'Register it first: select queue.register_job_type(job_type => ..., queue_name => ...);';
+            hint = concat_ws(' ', v_hint, 'Nothing was enqueued: the batch is all or nothing.');
     end if;
-    raise exception '%', problem using errcode = '22023';
+    raise exception '%', problem using errcode = '22023', hint = coalesce(v_hint, '');
 end
 $$;
-
-comment on function queue._reject_job(bigint, int, text) is 'Private: raises an enqueue validation error (22023).';
 
 -- enqueue_jobs: many jobs in one statement; returns their ids in input order.
 create or replace function queue.enqueue_jobs(jobs jsonb)
@@ -156,6 +206,10 @@ begin
     if v_count = 0 then
         return;
     end if;
+    if v_count > 10000 then
+        raise exception 'jobs has % jobs, over the limit of 10000 per call', v_count
+            using errcode = '22023', hint = 'Split the batch: each call is one transaction.';
+    end if;
 
     -- ids are drawn before the insert so each input row keeps its id whatever the insert order
     with resolved as materialized (
@@ -165,12 +219,12 @@ begin
     ins as (
         insert into queue.jobs (
             id, job_type, queue_name, priority, run_at, payload, max_attempts, unique_key,
-            owner_id, backoff_strategy, backoff_base, backoff_max
+            owner_id, backoff_strategy, backoff_base, backoff_max, parent_id
         )
         select
             case when r.problem is null then r.new_id else queue._reject_job(r.ord, v_count, r.problem) end,
             r.job_type, r.queue_name, r.priority, r.run_at, r.payload, r.max_attempts, r.unique_key,
-            r.owner_id, r.backoff_strategy, r.backoff_base, r.backoff_max
+            r.owner_id, r.backoff_strategy, r.backoff_base, r.backoff_max, r.parent_id
         from resolved as r
         order by r.ord
         on conflict (unique_key) where unique_key is not null do nothing
@@ -250,3 +304,119 @@ $$;
 
 comment on function queue.enqueue_job(text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval) is
 'Enqueues one job and returns its id. Defaults come from the job type, then its queue; an owner''s tier shifts the priority. With a unique_key that a waiting or running job holds, returns that job''s id instead. Wakes workers with pg_notify(''kyu_jobs'', queue_name).';
+
+-- enqueue_child_jobs: a handler's follow-up work, as children of the job it holds. The parent's
+-- lease token proves the caller holds it; the owner is the parent's, the job types are the ones
+-- the parent's type may chain to (job_types.chains_to), the priority no more urgent than the
+-- child type's. This is the worker role's only way to enqueue, so a worker cannot create jobs
+-- for an arbitrary owner at an arbitrary priority.
+create or replace function queue.enqueue_child_jobs(parent_id bigint, lease_token uuid, jobs jsonb)
+returns setof bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_parent queue.jobs;
+    v_chains text [];
+    v_job jsonb;
+    v_ord int := 0;
+    v_key text;
+    v_type_priority int;
+    v_children jsonb := '[]'::jsonb;
+begin
+    if enqueue_child_jobs.parent_id is null or enqueue_child_jobs.lease_token is null then
+        raise exception 'parent_id and lease_token are required (got parent_id %, lease_token %)',
+            coalesce(enqueue_child_jobs.parent_id::text, 'null'),
+            case when enqueue_child_jobs.lease_token is null then 'null' else 'given' end
+            using errcode = '22023',
+            hint = 'Pass the id and lease_token of the job your handler holds (claim_jobs returns both).';
+    end if;
+    select j.* into v_parent
+    from queue.jobs as j
+    where j.id = enqueue_child_jobs.parent_id
+        and j.status = 'running'
+        and j.lease_token = enqueue_child_jobs.lease_token;
+    if not found then
+        raise exception 'job % is not running under this lease_token: only the handler holding a job may chain from it',
+            enqueue_child_jobs.parent_id
+            using errcode = '42501', hint = 'The lease was lost (reclaimed or finished), or the token is not this job''s.';
+    end if;
+    if jsonb_typeof(enqueue_child_jobs.jobs) is distinct from 'array' then
+        raise exception 'jobs must be a JSON array of job objects, got %',
+            coalesce(jsonb_typeof(enqueue_child_jobs.jobs), 'null')
+            using errcode = '22023';
+    end if;
+    select jt.chains_to into v_chains from queue.job_types as jt where jt.job_type = v_parent.job_type;
+    for v_job in select e.j from jsonb_array_elements(enqueue_child_jobs.jobs) as e (j) loop
+        v_ord := v_ord + 1;
+        if jsonb_typeof(v_job) <> 'object' then
+            raise exception 'jobs[%]: each job must be a JSON object, got %', v_ord - 1, jsonb_typeof(v_job)
+                using errcode = '22023';
+        end if;
+        select k.key into v_key
+        from jsonb_object_keys(v_job) as k (key)
+        where k.key not in ('job_type', 'payload', 'priority', 'run_at', 'unique_key')
+        limit 1;
+        if v_key is not null then
+            raise exception 'jobs[%]: a chained job cannot set %', v_ord - 1, queue._shown(v_key)
+                using errcode = '42501',
+                hint = 'A child takes job_type, payload, priority, run_at and unique_key; its owner is the parent''s, its queue, attempts and backoff its type''s.';
+        end if;
+        if not coalesce(v_job ->> 'job_type' = any(v_chains), false) then
+            raise exception 'jobs[%]: job type % may not be chained from %', v_ord - 1,
+                queue._shown(v_job ->> 'job_type'), v_parent.job_type
+                using errcode = '42501',
+                hint = format(
+                    'An operator allows it: select queue.register_job_type(job_type => %L, queue_name => ..., chains_to => ...);',
+                    v_parent.job_type
+                );
+        end if;
+        select jt.priority into v_type_priority from queue.job_types as jt where jt.job_type = v_job ->> 'job_type';
+        if jsonb_typeof(v_job -> 'priority') = 'number' and (v_job ->> 'priority')::numeric < v_type_priority then
+            raise exception 'jobs[%]: priority % is more urgent than job type % allows chained jobs (% to 100)',
+                v_ord - 1, v_job ->> 'priority', v_job ->> 'job_type', v_type_priority
+                using errcode = '42501';
+        end if;
+        v_children := v_children || jsonb_build_array(
+            v_job || jsonb_build_object('owner_id', v_parent.owner_id, 'parent_id', v_parent.id)
+        );
+    end loop;
+    return query select queue.enqueue_jobs(v_children);
+end
+$$;
+
+comment on function queue.enqueue_child_jobs(bigint, uuid, jsonb) is
+'Enqueues follow-up jobs as children of a running job, proved by its lease_token (claim_jobs). Each job takes job_type (one the parent''s type may chain to: job_types.chains_to), payload, priority (no more urgent than the type''s), run_at and unique_key; the owner is the parent''s. All or nothing; returns the ids in input order. The worker role''s only way to enqueue.';
+
+-- enqueue_child_job: one child job (see enqueue_child_jobs).
+create or replace function queue.enqueue_child_job(
+    parent_id bigint,
+    lease_token uuid,
+    job_type text,
+    payload jsonb default '{}',
+    priority int default null,
+    run_at timestamptz default null,
+    unique_key text default null
+)
+returns bigint
+language sql
+volatile
+security definer
+set search_path = ''
+as $$
+    select queue.enqueue_child_jobs(
+        enqueue_child_job.parent_id,
+        enqueue_child_job.lease_token,
+        jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+            'job_type', enqueue_child_job.job_type,
+            'priority', enqueue_child_job.priority,
+            'run_at', enqueue_child_job.run_at,
+            'unique_key', enqueue_child_job.unique_key
+        )) || jsonb_build_object('payload', coalesce(enqueue_child_job.payload, 'null'::jsonb)))
+    )
+$$;
+
+comment on function queue.enqueue_child_job(bigint, uuid, text, jsonb, int, timestamptz, text) is
+'Enqueues one follow-up job as a child of the running job parent_id, proved by its lease_token; returns its id (see enqueue_child_jobs).';

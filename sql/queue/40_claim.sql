@@ -33,13 +33,17 @@ begin
     -- check
     if claim_jobs.worker_id is null or btrim(claim_jobs.worker_id) = '' then
         raise exception 'worker_id is required' using errcode = '22023';
+    elsif length(claim_jobs.worker_id) > 200 then
+        raise exception 'worker_id must be at most 200 characters, got %', queue._shown(claim_jobs.worker_id)
+            using errcode = '22023';
     end if;
     if claim_jobs.batch_size is null or claim_jobs.batch_size not between 1 and 1000 then
         raise exception 'batch_size must be between 1 and 1000, got %', coalesce(claim_jobs.batch_size::text, 'null')
             using errcode = '22023';
     end if;
-    if claim_jobs.lease_seconds is not null and claim_jobs.lease_seconds < 1 then
-        raise exception 'lease_seconds must be at least 1, got %', claim_jobs.lease_seconds using errcode = '22023';
+    if claim_jobs.lease_seconds not between 1 and 86400 then
+        raise exception 'lease_seconds must be from 1 to 86400 (a day), got %', claim_jobs.lease_seconds
+            using errcode = '22023', hint = 'Leave it null for the job type''s timeout or the queue''s lease.';
     end if;
     v_blocked := queue._blocked_job_types();
 
@@ -99,17 +103,18 @@ begin
                 secs => coalesce(claim_jobs.lease_seconds, jt.timeout_seconds, q.lease_seconds)
             ),
             attempted_at = now(),
-            started_at = coalesce(j.started_at, now())
+            started_at = coalesce(j.started_at, now()),
+            lease_token = gen_random_uuid()
         from queue.job_types as jt, queue.queues as q
         where j.id = any(v_ids)
             and jt.job_type = j.job_type
             and q.queue_name = j.queue_name
         returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
-            j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at
+            j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at, j.lease_token, j.parent_id
     )
     select * from claimed as c order by c.priority, c.id;
 end
 $$;
 
 comment on function queue.claim_jobs(text, int, text[], text[], int) is
-'Claims up to batch_size due jobs for worker_id (priority 1 first, then run_at, then id) with FOR UPDATE SKIP LOCKED, skipping paused queues, honouring each queue''s concurrency and rate limit and open circuit breakers. Claimed jobs are running with a lease of lease_seconds (default: the job type''s timeout, else the queue''s lease). Null queue_names / job_types mean all.';
+'Claims up to batch_size due jobs for worker_id (priority 1 first, then run_at, then id) with FOR UPDATE SKIP LOCKED, skipping paused queues, honouring each queue''s concurrency and rate limit and open circuit breakers. Claimed jobs are running with a lease of lease_seconds (default: the job type''s timeout, else the queue''s lease) and a fresh random lease_token per job, which every later call about the attempt must present. Null queue_names / job_types mean all.';

@@ -13,6 +13,9 @@ declare
     v_job queue.jobs;
     v_status queue.job_status;
 begin
+    if cancel_job.job_id is null then
+        raise exception 'job_id is required' using errcode = '22023';
+    end if;
     select j.* into v_job from queue.jobs as j where j.id = cancel_job.job_id for update;
     if not found then
         select h.status into v_status from queue.job_history as h where h.id = cancel_job.job_id;
@@ -44,6 +47,9 @@ as $$
 declare
     v_job queue.job_history;
 begin
+    if retry_job.job_id is null then
+        raise exception 'job_id is required' using errcode = '22023';
+    end if;
     select h.* into v_job from queue.job_history as h where h.id = retry_job.job_id for update;
     if not found then
         if exists (select from queue.jobs as j where j.id = retry_job.job_id) then
@@ -63,11 +69,12 @@ begin
     delete from queue.job_history as h where h.id = v_job.id;
     insert into queue.jobs (
         id, job_type, queue_name, status, priority, run_at, payload, attempt, max_attempts,
-        unique_key, owner_id, errors, created_at
+        unique_key, owner_id, errors, created_at, parent_id, public_error, releases, released_at, released_by
     )
     values (
         v_job.id, v_job.job_type, v_job.queue_name, 'pending', v_job.priority, now(), v_job.payload, 0,
-        v_job.max_attempts, v_job.unique_key, v_job.owner_id, v_job.errors, v_job.created_at
+        v_job.max_attempts, v_job.unique_key, v_job.owner_id, v_job.errors, v_job.created_at, v_job.parent_id,
+        v_job.public_error, v_job.releases, v_job.released_at, v_job.released_by
     );
     perform pg_notify('kyu_jobs', v_job.queue_name);
     return v_job.id;
@@ -89,7 +96,7 @@ as $$
 begin
     update queue.queues as q set paused = true, updated_at = now() where q.queue_name = pause_queue.queue_name;
     if not found then
-        raise exception 'unknown queue: %', pause_queue.queue_name using errcode = '22023';
+        raise exception 'unknown queue: %', queue._shown(pause_queue.queue_name) using errcode = '22023';
     end if;
 end
 $$;
@@ -106,7 +113,7 @@ as $$
 begin
     update queue.queues as q set paused = false, updated_at = now() where q.queue_name = resume_queue.queue_name;
     if not found then
-        raise exception 'unknown queue: %', resume_queue.queue_name using errcode = '22023';
+        raise exception 'unknown queue: %', queue._shown(resume_queue.queue_name) using errcode = '22023';
     end if;
     perform pg_notify('kyu_jobs', resume_queue.queue_name);
 end

@@ -21,6 +21,9 @@ declare
 begin
     if report_service.service is null or btrim(report_service.service) = '' then
         raise exception 'service is required' using errcode = '22023';
+    elsif length(report_service.service) > 100 then
+        raise exception 'service must be at most 100 characters, got %', queue._shown(report_service.service)
+            using errcode = '22023';
     end if;
     insert into queue.circuit_breakers as cb (service, failure_threshold, cooldown)
     values (
@@ -41,7 +44,8 @@ begin
         -- a failure after the cool-down (the trial call) opens it again at once
         update queue.circuit_breakers as cb
         set failures = cb.failures + 1,
-            last_error = report_service.error,
+            -- cut, never refused: a failing call must always be recordable
+            last_error = queue._clip(report_service.error, 4000),
             state = case when cb.failures + 1 >= cb.failure_threshold then 'open' else cb.state end,
             opened_at = case when cb.failures + 1 >= cb.failure_threshold then now() else cb.opened_at end,
             updated_at = now()

@@ -234,14 +234,14 @@ begin
     perform queue._require_cron();
     if schedule_job.name is null or schedule_job.name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' then
         raise exception 'recurring job name must be 1-100 characters of letters, digits, _ . : - (starting with a letter or digit), got %',
-            coalesce(quote_literal(schedule_job.name), 'null') using errcode = '22023';
+            coalesce(quote_literal(queue._shown(schedule_job.name)), 'null') using errcode = '22023';
     elsif not exists (select from queue.job_types as jt where jt.job_type = schedule_job.job_type) then
-        raise exception 'unknown job type: %', coalesce(schedule_job.job_type, 'null')
+        raise exception 'unknown job type: %', queue._shown(schedule_job.job_type)
             using errcode = '22023',
             hint = 'Register it first: select queue.register_job_type(job_type => ..., queue_name => ...);';
     elsif schedule_job.queue_name is not null
         and not exists (select from queue.queues as q where q.queue_name = schedule_job.queue_name) then
-        raise exception 'unknown queue: %', schedule_job.queue_name using errcode = '22023';
+        raise exception 'unknown queue: %', queue._shown(schedule_job.queue_name) using errcode = '22023';
     elsif schedule_job.priority not between 1 and 100 then
         raise exception 'priority must be between 1 and 100, got %', schedule_job.priority using errcode = '22023';
     elsif jsonb_typeof(coalesce(schedule_job.payload, '{}')) <> 'object' then
@@ -257,7 +257,7 @@ begin
     if schedule_job.schedule is null
         or array_length(regexp_split_to_array(btrim(schedule_job.schedule), '\s+'), 1) > 5 then
         raise exception 'invalid cron schedule for recurring job %: %', schedule_job.name,
-            coalesce(quote_literal(schedule_job.schedule), 'null')
+            coalesce(quote_literal(queue._shown(schedule_job.schedule)), 'null')
             using errcode = '22023', hint = v_hint;
     end if;
 
@@ -284,7 +284,7 @@ begin
     exception
         when invalid_parameter_value then
             raise exception 'invalid cron schedule for recurring job %: %', schedule_job.name,
-                quote_literal(schedule_job.schedule)
+                quote_literal(queue._shown(schedule_job.schedule))
                 using errcode = '22023', hint = v_hint;
     end;
     return v_jobid;
@@ -403,7 +403,7 @@ declare
     v_count int;
 begin
     if purge_history.max_rows is null or purge_history.max_rows < 1 then
-        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
+        raise exception 'max_rows must be at least 1, got %', coalesce(purge_history.max_rows::text, 'null') using errcode = '22023';
     end if;
     delete from queue.job_history as h
     where h.id in (

@@ -23,7 +23,23 @@ select
     j.created_at,
     j.started_at,
     null::timestamptz as finished_at,
-    j.lease_expires_at
+    j.lease_expires_at,
+    j.public_error,
+    j.parent_id,
+    array(
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = j.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = j.id
+        ) as k
+        order by k.id
+    ) as children,
+    j.releases,
+    j.released_at,
+    j.released_by
 from queue.jobs as j
 union all
 select
@@ -46,10 +62,27 @@ select
     h.created_at,
     h.started_at,
     h.finished_at,
-    null::timestamptz as lease_expires_at
+    null::timestamptz as lease_expires_at,
+    h.public_error,
+    h.parent_id,
+    array(
+        select k.id
+        from (
+            select c.id from queue.jobs as c
+            where c.parent_id = h.id
+            union all
+            select c.id from queue.job_history as c
+            where c.parent_id = h.id
+        ) as k
+        order by k.id
+    ) as children,
+    h.releases,
+    h.released_at,
+    h.released_by
 from queue.job_history as h;
 
-comment on view queue.all_jobs is 'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history).';
+comment on view queue.all_jobs is
+'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history), with the chain (parent_id, children: the ids of the jobs it enqueued through enqueue_child_jobs) and releases (how many, when, by which worker).';
 
 create or replace view queue.dead_letter as
 select
@@ -81,6 +114,9 @@ as $$
 declare
     v_row queue.all_jobs;
 begin
+    if get_job.job_id is null then
+        raise exception 'job_id is required' using errcode = '22023';
+    end if;
     select a.* into v_row from queue.all_jobs as a where a.id = get_job.job_id;
     if not found then
         raise exception 'job % not found (never enqueued, or purged after its queue''s retention)', get_job.job_id
@@ -92,7 +128,7 @@ $$;
 
 comment on function queue.get_job(
     bigint
-) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress, timings, its parent and children, and its releases.';
 
 -- list_jobs: live and finished jobs with filters, newest first.
 create or replace function queue.list_jobs(

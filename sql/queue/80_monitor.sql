@@ -15,8 +15,10 @@ with live as (
         count(*) filter (where j.status = 'pending' and j.run_at > now()) as scheduled,
         count(*) filter (where j.status = 'running') as running,
         count(*) filter (where j.status = 'retrying') as retrying,
-        now() - min(j.run_at) filter (where j.status in ('pending', 'retrying') and j.run_at <= now())
-            as oldest_waiting_age
+        -- clamped to 100 years: a row with run_at = -infinity (written before the API refused it,
+        -- or by hand) must not make now() - run_at fail for every reader of this view
+        now() - min(greatest(j.run_at, now() - interval '100 years'))
+        filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
     from queue.jobs as j
     group by j.queue_name
 ),
@@ -65,11 +67,16 @@ left join lateral (
             values (
                 -- due to first start: run_at is the due time of a first attempt; a retried job's
                 -- run_at was moved by its backoff, so its wait counts from creation
-                greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end)),
+                -- (rows with an infinite time are left out rather than break the figure)
+                case
+                    when isfinite(x.run_at) and isfinite(x.started_at)
+                        then
+                            greatest(0, extract(epoch from x.started_at - case when x.attempt <= 1 then x.run_at else x.created_at end))
+                end,
                 -- handler run time, from jobs that finished on their first attempt (a retried
                 -- job's started_at..finished_at includes its backoff)
                 case
-                    when x.status = 'completed' and x.attempt = 1
+                    when x.status = 'completed' and x.attempt = 1 and isfinite(x.started_at)
                         then extract(epoch from x.finished_at - x.started_at)
                 end
             )
@@ -81,7 +88,7 @@ left join lateral (
 ) as h on true;
 
 comment on view queue.queue_stats is
-'Per queue now: waiting (pending and due), scheduled (pending, run_at ahead), running, retrying, dead (in the dead letter); over the last hour: completed, failed (ended dead), p50/p95 wait (due to first start) and run (first-attempt completions) in seconds, jobs_per_minute (finished), failure_rate (dead / finished); oldest_waiting_age of due pending or retrying jobs.';
+'Per queue now (robust to any row: an infinite run_at counts as waited 100 years and is left out of the percentiles): waiting (pending and due), scheduled (pending, run_at ahead), running, retrying, dead (in the dead letter); over the last hour: completed, failed (ended dead), p50/p95 wait (due to first start) and run (first-attempt completions) in seconds, jobs_per_minute (finished), failure_rate (dead / finished); oldest_waiting_age of due pending or retrying jobs.';
 
 -- workers: worker processes from their heartbeats, with the jobs they hold.
 create or replace view queue.workers as

@@ -4,7 +4,8 @@
 -- granted below. anon gets nothing. authenticated reaches Kyu through `queue_public`
 -- (invoker wrappers and a security_invoker view) and sees only its own jobs through RLS.
 -- service_role does everything; queue_worker may claim, finish, heartbeat and enqueue follow-up
--- jobs, nothing else (no table: it sees a payload only by claiming its job).
+-- jobs as children of a job it holds, nothing else (no table: it sees a payload only by claiming
+-- its job, and every later call about that job needs the claim's lease token).
 
 do $$
 begin
@@ -43,7 +44,7 @@ begin
     from queue.job_types as jt
     where jt.job_type = enqueue_user_job.job_type and jt.user_enqueue;
     if not found then
-        raise exception 'job type % is not available to end users', coalesce(enqueue_user_job.job_type, 'null')
+        raise exception 'job type % is not available to end users', queue._shown(enqueue_user_job.job_type)
             using errcode = '42501',
             hint = 'An operator enables a type with queue.register_job_type(..., user_enqueue => true).';
     end if;
@@ -52,11 +53,19 @@ begin
             enqueue_user_job.priority, v_type.job_type, v_type.priority
             using errcode = '42501';
     end if;
+    if length(enqueue_user_job.unique_key) > 255 then
+        raise exception 'unique_key is % characters, over the limit of 255', length(enqueue_user_job.unique_key)
+            using errcode = '22023', hint = 'Use a short key, e.g. a hash of what makes the job unique.';
+    end if;
     return queue.enqueue_job(
         job_type => v_type.job_type,
         payload => coalesce(enqueue_user_job.payload, '{}'),
         priority => enqueue_user_job.priority,
-        run_at => enqueue_user_job.run_at,
+        -- a past run_at means now: an end user cannot move ahead of jobs that waited longer
+        run_at => case
+            when enqueue_user_job.run_at < now() and isfinite(enqueue_user_job.run_at) then now()
+            else enqueue_user_job.run_at
+        end,
         -- keys are per user, so one user can neither learn nor block another's job
         unique_key => 'user:' || v_owner || ':' || enqueue_user_job.unique_key,
         owner_id => v_owner
@@ -65,7 +74,7 @@ end
 $$;
 
 comment on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) is
-'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key is scoped to the user. The queue, attempts and backoff are the job type''s. Returns the job id.';
+'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key (at most 255 characters) is scoped to the user; a past run_at means now, so a user cannot move ahead of jobs that waited longer (an infinite one is refused). The queue, attempts and backoff are the job type''s. Returns the job id.';
 
 create schema if not exists queue_public;
 
@@ -112,7 +121,11 @@ select
     j.max_attempts,
     j.progress,
     null::jsonb as result,
-    j.errors -> -1 ->> 'error' as last_error,
+    -- what the handler chose to tell the owner, or a generic line: never the raw error, a worker
+    -- id or a host (those stay in errors, for operators)
+    case when j.status = 'retrying' then coalesce(j.public_error, 'The last attempt failed; the job will be retried.') end
+        as public_error,
+    j.parent_id,
     j.run_at,
     j.created_at,
     j.started_at,
@@ -130,7 +143,8 @@ select
     h.max_attempts,
     h.progress,
     h.result,
-    h.errors -> -1 ->> 'error' as last_error,
+    case when h.status = 'dead' then coalesce(h.public_error, 'The job failed.') end as public_error,
+    h.parent_id,
     h.run_at,
     h.created_at,
     h.started_at,
@@ -139,7 +153,7 @@ from queue.job_history as h
 where h.owner_id = (select auth.uid());
 
 comment on view queue_public.my_jobs is
-'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, last error and timings. No payloads.';
+'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, a public error (what the handler chose to say, e.g. PermanentError(public=...), or a generic line while retrying or dead), the parent job and timings. No payloads, raw errors or worker ids.';
 
 -- ---- privileges ----
 
@@ -180,35 +194,38 @@ grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz
 grant usage on schema queue to queue_worker;
 grant execute on function
 queue.claim_jobs(text, int, text[], text[], int),
-queue.complete_job(bigint, text, jsonb, int),
-queue.complete_jobs(bigint[], text, jsonb[], int[]),
-queue.fail_job(bigint, text, text, boolean, timestamptz, int),
-queue.heartbeat(text, bigint[], text, int, jsonb),
-queue.release_jobs(text, bigint[]),
-queue.report_progress(bigint, text, jsonb),
+queue.complete_job(bigint, text, jsonb, int, uuid),
+queue.complete_jobs(bigint[], text, jsonb[], int[], uuid[]),
+queue.fail_job(bigint, text, text, boolean, timestamptz, int, uuid, text),
+queue.heartbeat(text, bigint[], text, int, jsonb, uuid[]),
+queue.release_jobs(text, bigint[], uuid[]),
+queue.report_progress(bigint, text, jsonb, uuid),
 queue.report_service(text, boolean, text, int, interval)
 to queue_worker;
--- handlers chain work (an email's receipts enqueue their OCR): enqueue returns ids, never payloads
-grant execute on function queue.enqueue_job(
-    text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval
-) to queue_worker;
+-- handlers chain work (an email's receipts enqueue their OCR) only as children of the job they
+-- hold: the owner is inherited and the types are the parent type's chains_to. Not enqueue_job,
+-- which would let a worker create jobs for any owner at any priority.
+grant execute on function
+queue.enqueue_child_jobs(bigint, uuid, jsonb),
+queue.enqueue_child_job(bigint, uuid, text, jsonb, int, timestamptz, text)
+to queue_worker;
 
 -- authenticated: the end-user API. queue_public.enqueue_job is invoker, so the user executes the
 -- one definer function behind it; my_jobs is security_invoker, so the user needs the columns it
--- reads (never payload, unique_key or worker_id) and RLS picks the user's own rows.
+-- reads (never payload, unique_key, errors or worker_id) and RLS picks the user's own rows.
 grant usage on schema queue_public to authenticated;
 grant execute on function queue_public.enqueue_job(text, jsonb, int, timestamptz, text) to authenticated;
 grant select on queue_public.my_jobs to authenticated;
 grant usage on schema queue to authenticated;
 grant execute on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) to authenticated;
 grant select (
-    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, progress, run_at,
-    created_at, started_at
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, public_error, parent_id, progress,
+    run_at, created_at, started_at
 )
 on queue.jobs to authenticated;
 grant select (
-    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, errors, result, progress,
-    run_at, created_at, started_at, finished_at
+    id, job_type, queue_name, status, priority, attempt, max_attempts, owner_id, public_error, parent_id, result,
+    progress, run_at, created_at, started_at, finished_at
 )
 on queue.job_history to authenticated;
 

@@ -34,22 +34,22 @@ select queue.create_queue(
 
 select queue.register_job_type(
     job_type => 'process_email_receipt', queue_name => 'receipts', priority => 40, max_attempts => 5,
-    timeout_seconds => 120,
+    timeout_seconds => 120, chains_to => '{process_ocr}',
     description => 'Store a mail message and its receipt files; enqueue process_ocr per new receipt.'
 );
 select queue.register_job_type(
     job_type => 'process_ocr', queue_name => 'ocr', priority => 50, max_attempts => 3,
-    timeout_seconds => 300,
+    timeout_seconds => 300, chains_to => '{match_transaction}',
     description => 'Read a receipt''s text (PDF text layer or tesseract) and fields; enqueue match_transaction.'
 );
 select queue.register_job_type(
     job_type => 'match_transaction', queue_name => 'receipts', priority => 50, max_attempts => 5,
-    timeout_seconds => 60,
+    timeout_seconds => 60, chains_to => '{organize_file}',
     description => 'Score a receipt against bank/card transactions; enqueue organize_file.'
 );
 select queue.register_job_type(
     job_type => 'organize_file', queue_name => 'receipts', priority => 60, max_attempts => 8,
-    timeout_seconds => 120, services => '{storage}',
+    timeout_seconds => 120, services => '{storage}', chains_to => '{sync_freee}',
     description => 'File the receipt as YYYY/MM/vendor/... through the storage adapter; enqueue sync_freee.'
 );
 select queue.register_job_type(

@@ -28,9 +28,9 @@ grant execute on all functions in schema receipts to service_role;
 grant usage on schema receipts to queue_worker;
 grant select, insert, update on all tables in schema receipts to queue_worker;
 grant usage on all sequences in schema receipts to queue_worker;
-grant execute on function queue.enqueue_job(
-    text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval
-) to queue_worker;
+-- handlers enqueue the next step with queue.enqueue_child_job (granted in sql/queue/90_security.sql):
+-- a child of the job they hold, owned by its owner. No enqueue_job: a worker creates no job for an
+-- arbitrary owner at an arbitrary priority.
 
 create policy email_messages_worker_all on receipts.email_messages
 for all to queue_worker using (true) with check (true);

@@ -541,22 +541,22 @@ select queue.create_queue(
 
 select queue.register_job_type(
     job_type => 'process_email_receipt', queue_name => 'receipts', priority => 40, max_attempts => 5,
-    timeout_seconds => 120,
+    timeout_seconds => 120, chains_to => '{process_ocr}',
     description => 'Store a mail message and its receipt files; enqueue process_ocr per new receipt.'
 );
 select queue.register_job_type(
     job_type => 'process_ocr', queue_name => 'ocr', priority => 50, max_attempts => 3,
-    timeout_seconds => 300,
+    timeout_seconds => 300, chains_to => '{match_transaction}',
     description => 'Read a receipt''s text (PDF text layer or tesseract) and fields; enqueue match_transaction.'
 );
 select queue.register_job_type(
     job_type => 'match_transaction', queue_name => 'receipts', priority => 50, max_attempts => 5,
-    timeout_seconds => 60,
+    timeout_seconds => 60, chains_to => '{organize_file}',
     description => 'Score a receipt against bank/card transactions; enqueue organize_file.'
 );
 select queue.register_job_type(
     job_type => 'organize_file', queue_name => 'receipts', priority => 60, max_attempts => 8,
-    timeout_seconds => 120, services => '{storage}',
+    timeout_seconds => 120, services => '{storage}', chains_to => '{sync_freee}',
     description => 'File the receipt as YYYY/MM/vendor/... through the storage adapter; enqueue sync_freee.'
 );
 select queue.register_job_type(
@@ -601,9 +601,9 @@ grant execute on all functions in schema receipts to service_role;
 grant usage on schema receipts to queue_worker;
 grant select, insert, update on all tables in schema receipts to queue_worker;
 grant usage on all sequences in schema receipts to queue_worker;
-grant execute on function queue.enqueue_job(
-    text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval
-) to queue_worker;
+-- handlers enqueue the next step with queue.enqueue_child_job (granted in sql/queue/90_security.sql):
+-- a child of the job they hold, owned by its owner. No enqueue_job: a worker creates no job for an
+-- arbitrary owner at an arbitrary priority.
 
 create policy email_messages_worker_all on receipts.email_messages
 for all to queue_worker using (true) with check (true);

@@ -55,9 +55,10 @@ def test_concurrency_limit_of_two_holds_with_four_parallel_workers(
                 start.wait()
                 while not stop.is_set():
                     ids = [
-                        r[0]
+                        (r[0], r[1])
                         for r in c.execute(
-                            "select id from queue.claim_jobs(worker_id => %s, batch_size => 3,"
+                            "select id, lease_token from queue.claim_jobs(worker_id => %s,"
+                            " batch_size => 3,"
                             " queue_names => array['ops_conc'])",
                             (f"w{n}",),
                         ).fetchall()
@@ -68,9 +69,10 @@ def test_concurrency_limit_of_two_holds_with_four_parallel_workers(
                         time.sleep(0.002)
                         continue
                     time.sleep(random.uniform(0.01, 0.04))  # the handler
-                    for job_id in ids:
+                    for job_id, token in ids:
                         done = c.execute(
-                            "select queue.complete_job(%s, %s)", (job_id, f"w{n}")
+                            "select queue.complete_job(%s, %s, lease_token => %s)",
+                            (job_id, f"w{n}", token),
                         ).fetchone()[0]
                         assert done, f"w{n} lost job {job_id}"
                         with lock:
@@ -138,15 +140,17 @@ def test_rate_limit_of_five_per_second_holds_over_three_seconds(
                 begin = time.monotonic()
                 while time.monotonic() - begin < seconds:
                     rows = c.execute(
-                        "select id from queue.claim_jobs(worker_id => %s, batch_size => 10,"
+                        "select id, lease_token from queue.claim_jobs(worker_id => %s,"
+                        " batch_size => 10,"
                         " queue_names => array['ops_rate'])",
                         (f"w{n}",),
                     ).fetchall()
                     now = time.monotonic()
                     with lock:
                         starts.extend([now] * len(rows))
-                    for (job_id,) in rows:
-                        c.execute("select queue.complete_job(%s, %s)", (job_id, f"w{n}"))
+                    for job_id, token in rows:
+                        c.execute("select queue.complete_job(%s, %s, lease_token => %s)",
+                                  (job_id, f"w{n}", token))
         except BaseException as e:
             errors.append(e)
 

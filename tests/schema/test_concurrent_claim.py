@@ -51,13 +51,15 @@ def test_two_sessions_claiming_in_a_loop_never_share_a_job(queue_with_jobs: str)
             start.wait()
             while True:
                 rows = conn.execute(
-                    "select id from queue.claim_jobs(%s, 7, array['t_race'])", (worker,)
+                    "select id, lease_token from queue.claim_jobs(%s, 7, array['t_race'])",
+                    (worker,),
                 ).fetchall()
                 if not rows:
                     return
                 ids = [r[0] for r in rows]
                 claimed[worker].extend(ids)
-                conn.execute("select queue.complete_jobs(%s, %s)", (ids, worker))
+                conn.execute("select queue.complete_jobs(%s, %s, lease_tokens => %s)",
+                             (ids, worker, [r[1] for r in rows]))
 
     threads = [threading.Thread(target=claim_all, args=(w,)) for w in claimed]
     for t in threads:

@@ -58,6 +58,11 @@ def permanent(job: dict) -> None:
     raise PermanentError("this input can never work")
 
 
+@handler("test.public_error")
+def public_error(job: dict) -> None:
+    raise PermanentError("parser v3 failed at db-internal-3", public="The file could not be read.")
+
+
 @handler("test.service_permanent")
 def service_permanent(job: dict) -> None:
     raise CredentialsRevoked("credentials revoked")

@@ -36,6 +36,12 @@ def test_permanent_errors_and_their_subclasses_are_dead_at_once() -> None:
         "CredentialsRevoked: revoked", False, None)
 
 
+def test_a_permanent_errors_public_message_is_carried_apart_from_the_error() -> None:
+    f = classify(raised(PermanentError("row 7 of table x is corrupt", public="Please re-upload.")))
+    assert (f.error, f.retryable, f.public) == (
+        "PermanentError: row 7 of table x is corrupt", False, "Please re-upload.")
+
+
 def test_an_attribute_permanent_true_is_dead_at_once_but_only_when_it_is_true() -> None:
     assert classify(raised(Throttled("gone", permanent=True))) == Failed(
         "Throttled: gone", False, None)

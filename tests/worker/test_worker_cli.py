@@ -54,6 +54,39 @@ def test_status_shows_a_row_per_queue(url: str) -> None:
     assert {"default", "critical", "bulk"} <= {r["queue_name"] for r in rows}
 
 
+def test_status_survives_infinite_times_and_a_5mb_error(url: str) -> None:
+    """Rows the API now refuses but an older version (or a hand-written insert) left behind must
+    not break the status command: run_at -infinity/infinity and a 5 MB error in the dead letter."""
+    ids = sql(url, """
+        with live as (
+            insert into queue.jobs
+                (id, job_type, queue_name, priority, run_at, payload, max_attempts)
+            values (nextval('queue.jobs_id_seq'), 'test.echo', 'default', 50, '-infinity', '{}', 3),
+                   (nextval('queue.jobs_id_seq'), 'test.echo', 'default', 50, 'infinity', '{}', 3)
+            returning id
+        ), dead as (
+            insert into queue.job_history (id, job_type, queue_name, status, priority, payload,
+                attempt, max_attempts, errors, run_at, created_at, started_at, finished_at)
+            values (nextval('queue.jobs_id_seq'), 'test.echo', 'default', 'dead', 50, '{}', 1, 1,
+                    jsonb_build_array(jsonb_build_object('error', repeat('e', 5000000))),
+                    '-infinity', now(), now(), now())
+            returning id
+        )
+        select id from live union all select id from dead""")
+    try:
+        human = cli(url, "status")
+        assert human.returncode == 0, human.stderr
+        assert "default" in human.stdout
+        rows = {r["queue_name"]: r for r in json.loads(cli(url, "--json", "status").stdout)}
+        assert rows["default"]["waiting"] >= 1 and rows["default"]["scheduled"] >= 1
+        listing = cli(url, "dead-letter")
+        assert listing.returncode == 0, listing.stderr
+    finally:
+        job_ids = [r["id"] for r in ids]
+        sql(url, "delete from queue.jobs where id = any(%s)", (job_ids,))
+        sql(url, "delete from queue.job_history where id = any(%s)", (job_ids,))
+
+
 def test_process_drains_and_exits(url: str) -> None:
     ids = [int(cli(url, "enqueue", "test.echo", f'{{"value": {i}}}').stdout) for i in range(3)]
     out = cli(url, "--json", "process", "--handlers", "kyu_test_handlers", "--job-types",

@@ -56,7 +56,8 @@ def test_second_signal_exits_at_once(url, spawn) -> None:
     w.signal(signal.SIGINT)
     assert w.wait(5) != 0
     assert time.monotonic() - t0 < 2
-    sql(url, "select queue.release_jobs(worker_id, array[id]) from queue.jobs where id = %s", (j,))
+    sql(url, "select queue.release_jobs(worker_id, array[id], array[lease_token])"
+             " from queue.jobs where id = %s", (j,))
     sql(url, "select queue.cancel_job(%s)", (j,))
 
 

@@ -44,6 +44,15 @@ def test_permanent_error_dead_letters_at_once(url: str) -> None:
     assert {j, s} <= dead
 
 
+def test_permanent_error_public_message_is_what_the_owner_sees(url: str) -> None:
+    j = enqueue(url, "test.public_error")
+    drain(url, ["test.public_error"])
+    row = job(url, j)
+    assert row["status"] == "dead"
+    assert row["public_error"] == "The file could not be read."
+    assert row["last_error"] == "PermanentError: parser v3 failed at db-internal-3"
+
+
 def test_invalid_payload_dead_letters_with_the_validation_message(url: str) -> None:
     j = enqueue(url, "test.echo", {"value": "not a number"}, max_attempts=5)
     drain(url, ["test.echo"])

@@ -79,5 +79,6 @@ def match_transaction(job: MatchJob, ctx: JobContext) -> dict[str, Any]:
             "reasons": decision.reasons,
         }
     result["next_job"] = store.enqueue(conn, "organize_file", {"receipt_id": job.receipt_id},
-                                       unique_key=f"file:{job.receipt_id}", owner_id=owner)
+                                       unique_key=f"file:{job.receipt_id}", owner_id=owner,
+                                       parent=ctx)
     return result

@@ -50,6 +50,7 @@ def organize_file(job: OrganizeJob, ctx: JobContext) -> dict[str, Any]:
     store.set_filed(conn, receipt["file_id"], stored.path, stored.backend,
                     stored.location if remote else None)
     next_job = store.enqueue(conn, "sync_freee", {"receipt_id": job.receipt_id},
-                             unique_key=f"freee:{job.receipt_id}", owner_id=receipt["owner_id"])
+                             unique_key=f"freee:{job.receipt_id}", owner_id=receipt["owner_id"],
+                             parent=ctx)
     return {"receipt_id": job.receipt_id, "path": stored.path, "backend": stored.backend,
             "created": stored.created, "next_job": next_job}

@@ -148,7 +148,7 @@ def process_email_receipt(job: EmailReceiptJob, ctx: JobContext) -> dict[str, An
         if is_new:
             new.append(receipt_id)
             store.enqueue(conn, "process_ocr", {"receipt_id": receipt_id},
-                          unique_key=f"ocr:{receipt_id}", owner_id=owner)
+                          unique_key=f"ocr:{receipt_id}", owner_id=owner, parent=ctx)
     store.set_receipt_count(conn, message["id"], len(all_ids))
     ctx.report_progress({"receipts": len(all_ids)})
     return {"email_message_id": message["id"], "duplicate_of": None, "receipts": all_ids,

@@ -89,7 +89,7 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
     if parsed.total is not None and parsed.issue_date is not None:
         next_job = store.enqueue(conn, "match_transaction", {"receipt_id": job.receipt_id},
                                  unique_key=f"match:{job.receipt_id}",
-                                 owner_id=receipt["owner_id"])
+                                 owner_id=receipt["owner_id"], parent=ctx)
     return {
         "receipt_id": job.receipt_id,
         "status": status,

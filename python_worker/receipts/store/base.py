@@ -11,6 +11,8 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from python_worker import JobContext
+
 Row = dict[str, Any]
 
 
@@ -36,8 +38,24 @@ def enqueue(
     *,
     unique_key: str,
     owner_id: UUID | None = None,
+    parent: JobContext | None = None,
 ) -> int:
-    """Enqueue the next step in the current transaction; a live job holding unique_key wins."""
+    """Enqueue the next step in the current transaction; a live job holding unique_key wins.
+
+    From a handler, ``parent`` is its ``ctx``: the step is a child of the job being handled
+    (``queue.enqueue_child_job``, proved by its lease token), owned by that job's owner, so
+    ``owner_id`` is not used; the job type must be in the parent type's ``chains_to``. Without a
+    parent (intake, the demo) it is a root job owned by ``owner_id``.
+    """
+    if parent is not None:
+        row = fetch_one(
+            conn,
+            "select queue.enqueue_child_job(parent_id => %s, lease_token => %s::uuid,"
+            " job_type => %s, payload => %s, unique_key => %s) as id",
+            (parent.id, parent.lease_token, job_type, Jsonb(dict(payload)), unique_key),
+        )
+        assert row is not None
+        return int(row["id"])
     row = fetch_one(
         conn,
         "select queue.enqueue_job(job_type => %s, payload => %s, unique_key => %s, owner_id => %s)"

@@ -60,6 +60,21 @@ def sql(url: str, query: str, params: Any = None) -> list[dict[str, Any]]:
         return cur.fetchall() if cur.description else []
 
 
+def held_job(conn: psycopg.Connection[Any], job_type: str, owner: Any) -> tuple[int, str]:
+    """A running job of ``job_type`` held by worker "test" (id, lease token), inserted in
+    ``conn``'s transaction: the parent a handler's next step is chained from."""
+    row = conn.execute(
+        "insert into queue.jobs (job_type, queue_name, priority, payload, max_attempts, status,"
+        " attempt, worker_id, lease_seconds, lease_expires_at, lease_token, owner_id)"
+        " select t.job_type, t.queue_name, t.priority, '{}', 5, 'running', 1, 'test', 60,"
+        " now() + interval '1 minute', gen_random_uuid(), %s from queue.job_types as t"
+        " where t.job_type = %s returning id, lease_token::text",
+        (owner, job_type),
+    ).fetchone()
+    assert row is not None, job_type
+    return row[0], row[1]
+
+
 class Runner:
     """Runs one handler attempt in a committed transaction, like the worker does."""
 
@@ -74,10 +89,11 @@ class Runner:
         h = registry.get(job_type)
         assert h is not None, job_type
         conn = psycopg.connect(self.url)
+        job_id, token = held_job(conn, job_type, payload.get("owner_id") or get_settings().owner_id)
         ctx = JobContext(
-            id=self.next_id, job_type=job_type, queue_name=h.queue, attempt=attempt,
+            id=job_id, job_type=job_type, queue_name=h.queue, attempt=attempt,
             max_attempts=h.max_attempts or 5, worker_id="test", lease_seconds=60,
-            _progress=lambda _id, p: self.progress.append(p), _conn=conn,
+            _progress=lambda _id, _t, p: self.progress.append(p), _conn=conn, lease_token=token,
         )
         self.next_id += 1
         try:

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from conftest import eml_payload
+from conftest import eml_payload, held_job
 
 from python_worker.context import JobContext, PermanentError
 from python_worker.registry import registry
@@ -113,9 +113,10 @@ def _intake(url: str, payload: dict[str, Any], owner: UUID) -> Any:
     h = registry.get("process_email_receipt")
     assert h is not None
     conn = psycopg.connect(url)
-    ctx = JobContext(id=0, job_type=h.job_type, queue_name=h.queue, attempt=1, max_attempts=5,
-                     worker_id="test", lease_seconds=60, _progress=lambda _i, _p: None,
-                     _conn=conn)
+    job_id, token = held_job(conn, h.job_type, owner)
+    ctx = JobContext(id=job_id, job_type=h.job_type, queue_name=h.queue, attempt=1,
+                     max_attempts=5, worker_id="test", lease_seconds=60,
+                     _progress=lambda _i, _t, _p: None, _conn=conn, lease_token=token)
     return conn, h.func(h.payload(dict(payload, owner_id=str(owner))), ctx)
 
 

@@ -48,7 +48,7 @@ select ok((select count(distinct d) > 1 from jittered), 'jitter spreads the dela
 -- the queue's strategy drives fail_job; a job's own backoff overrides it
 select queue.enqueue_job(job_type => 't_job', payload => '{"k": "q"}') as q_job \gset
 select queue.claim_jobs('w', 1, array['t_core']);
-select queue.fail_job(:q_job, 'w', 'x');
+select queue.fail_job(:q_job, 'w', 'x', lease_token => pg_temp.token(:q_job));
 select is((
     select run_at from queue.jobs
     where id = :q_job
@@ -59,7 +59,7 @@ select
     ) as own_job
 \gset
 select queue.claim_jobs('w', 1, array['t_core']);
-select queue.fail_job(:own_job, 'w', 'x');
+select queue.fail_job(:own_job, 'w', 'x', lease_token => pg_temp.token(:own_job));
 select is((
     select run_at from queue.jobs
     where id = :own_job

@@ -24,7 +24,7 @@ declare
 begin
     for i in 1..3 loop
         select c.attempt into v_attempt from queue.claim_jobs('w', 1, array['t_exp']) as c;
-        perform queue.fail_job(v_job, 'w', 'boom ' || i, attempt => v_attempt);
+        perform queue.fail_job(v_job, 'w', 'boom ' || i, attempt => v_attempt, lease_token => pg_temp.token(v_job));
         insert into delays select v_attempt, j.run_at - now() from queue.jobs as j where j.id = v_job;
         update queue.jobs set run_at = now() where id = v_job;
     end loop;

@@ -7,13 +7,14 @@ create temp table seeded as
 select
     t.id,
     t.ord
-from queue.enqueue_jobs(
+from queue.enqueue_jobs((
     '[{"job_type": "t_job", "payload": {"k": "late"}, "priority": 50, "run_at": "2020-01-02T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "early"}, "priority": 50, "run_at": "2020-01-01T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "urgent"}, "priority": 1, "run_at": "2020-01-03T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "tie-a"}, "priority": 60, "run_at": "2020-01-01T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "tie-b"}, "priority": 60, "run_at": "2020-01-01T00:00:00Z"},
-      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "2999-01-01T00:00:00Z"}]'
+      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "' || (now() + interval '300 days') || '"}]'
+)::jsonb
 ) with ordinality as t (id, ord);
 
 create temp table first_claim as

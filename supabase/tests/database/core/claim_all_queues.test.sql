@@ -7,12 +7,13 @@ select plan(4);
 -- only this test's jobs (rolled back with it), so the scan over every queue sees just these
 delete from queue.jobs;
 
-select queue.enqueue_jobs(
+select queue.enqueue_jobs((
     '[{"job_type": "t_job", "payload": {"k": "late"}, "priority": 50, "run_at": "2020-01-02T00:00:00Z"},
       {"job_type": "t_job", "payload": {"k": "early"}, "priority": 50, "run_at": "2020-01-01T00:00:00Z"},
       {"job_type": "t_job", "queue_name": "t_other", "payload": {"k": "urgent"}, "priority": 5},
       {"job_type": "t_typed", "payload": {"k": "typed"}, "priority": 70},
-      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "2999-01-01T00:00:00Z"}]'
+      {"job_type": "t_job", "payload": {"k": "future"}, "priority": 1, "run_at": "' || (now() + interval '300 days') || '"}]'
+)::jsonb
 );
 
 create temp table claimed (n serial, k text);

@@ -20,7 +20,7 @@ select is((queue.get_job(:running)).status::text, 'running', 'get_job sees a run
 select is((queue.get_job(:running)).worker_id, 'w', 'with its worker');
 
 -- retry_job replays dead and cancelled jobs
-select queue.fail_job(:running, 'w', 'fatal', retryable => false);
+select queue.fail_job(:running, 'w', 'fatal', retryable => false, lease_token => pg_temp.token(:running));
 select is(queue.retry_job(:running), :running::bigint, 'retry_job replays a dead job under its id');
 select
     is(
@@ -37,8 +37,8 @@ select
         format('select queue.retry_job(%s)', :waiting), '55000', null, 'retrying a live job is an error'
     );
 select queue.claim_jobs('w', 10, array['t_core']);
-select queue.complete_job(:waiting, 'w');
-select queue.complete_job(:running, 'w', '{"done": true}');
+select queue.complete_job(:waiting, 'w', lease_token => gen_random_uuid());
+select queue.complete_job(:running, 'w', '{"done": true}', lease_token => pg_temp.token(:running));
 select throws_ok(format('select queue.retry_job(%s)', :waiting), '55000', null, 'retrying a completed job is an error');
 select throws_ok('select queue.get_job(-1)', 'P0002', null, 'get_job of an unknown id is an error');
 select
@@ -65,7 +65,7 @@ select is((
 select throws_ok($$ select queue.create_queue('Bad Name') $$, '22023', null, 'queue names are checked');
 select
     throws_ok(
-        $$ select queue.create_queue('t_x', max_attempts => 0) $$, '22023', 'max_attempts must be at least 1, got 0',
+        $$ select queue.create_queue('t_x', max_attempts => 0) $$, '22023', 'max_attempts must be from 1 to 100, got 0',
         'a queue needs at least one attempt'
     );
 select

@@ -15,7 +15,12 @@ where id = :job;
 select c.attempt as second_attempt from queue.claim_jobs('w-a', 1, array['t_core']) as c \gset
 select is(:second_attempt, 2, 'the same worker holds the job again, on attempt 2');
 
-select is(queue.fail_job(:job, 'w-a', 'late answer of attempt 1', attempt => 1), null, 'the old attempt''s failure is refused');
+select
+    is(
+        queue.fail_job(:job, 'w-a', 'late answer of attempt 1', attempt => 1, lease_token => pg_temp.token(:job)),
+        null,
+        'the old attempt''s failure is refused'
+    );
 select
     is(
         (
@@ -36,7 +41,7 @@ select
     );
 select
     is(
-        queue.fail_job(:job, 'w-a', 'attempt 2 failed', attempt => 2),
+        queue.fail_job(:job, 'w-a', 'attempt 2 failed', attempt => 2, lease_token => pg_temp.token(:job)),
         'retrying'::queue.job_status,
         'the current attempt fails normally'
     );

@@ -10,7 +10,7 @@ select queue.register_job_type(job_type => 't_mon_job', queue_name => 't_mon');
 select queue.enqueue_job(job_type => 't_mon_job', payload => '{"k": "retry"}') as retry_id
 \gset
 select c.id from queue.claim_jobs(worker_id => 'w-mon', batch_size => 1, queue_names => array['t_mon']) as c;
-select queue.fail_job(:retry_id, 'w-mon', 'boom');
+select queue.fail_job(:retry_id, 'w-mon', 'boom', lease_token => pg_temp.token(:retry_id));
 select queue.enqueue_job(job_type => 't_mon_job', payload => '{"k": "run", "customer": {"id": 7}}') as run_id
 \gset
 select c.id from queue.claim_jobs(worker_id => 'w-mon', batch_size => 1, queue_names => array['t_mon']) as c;
@@ -77,7 +77,7 @@ select
     );
 
 -- workers
-select queue.heartbeat('w-mon', array[:run_id]::bigint[], 'host-a', 4242, '{"version": "1"}');
+select queue.heartbeat('w-mon', array[:run_id]::bigint[], 'host-a', 4242, '{"version": "1"}', array[pg_temp.token(:run_id)]);
 insert into queue.worker_sessions (worker_id, host, pid, started_at, last_seen_at)
 values ('w-gone', 'host-b', 1, now() - interval '3 days', now() - interval '2 days');
 select

@@ -22,7 +22,10 @@ select
         0::bigint,
         'a second worker gets nothing while 2 run'
     );
-select queue.complete_job((select min(c.id) from conc_claims as c), 'w1');
+select
+    queue.complete_job(
+        (select min(c.id) from conc_claims as c), 'w1', lease_token => pg_temp.token((select min(c.id) from conc_claims as c))
+    );
 select
     is(
         (select count(*) from queue.claim_jobs(worker_id => 'w2', batch_size => 5, queue_names => array['t_conc'])),

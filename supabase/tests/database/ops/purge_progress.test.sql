@@ -10,7 +10,8 @@ select queue.register_job_type(job_type => 't_keep_job', queue_name => 't_keep')
 select queue.enqueue_jobs(
     (select jsonb_agg(jsonb_build_object('job_type', 't_keep_job', 'payload', jsonb_build_object('n', g))) from generate_series(1, 5) as g)
 );
-select queue.complete_jobs(array(select c.id from queue.claim_jobs('w', 5, array['t_keep']) as c), 'w');
+select queue.complete_jobs(array_agg(c.id), 'w', lease_tokens => array_agg(c.lease_token))
+from queue.claim_jobs('w', 5, array['t_keep']) as c;
 create temp table finished as
 select
     (h.payload ->> 'n')::int as n,
@@ -52,12 +53,12 @@ select
 
 -- progress only from the holder of a running job
 select queue.enqueue_job('t_ops_job', '{}') as job \gset
-select is(queue.report_progress(:job, 'w-x', '{"pct": 10}'), false, 'progress for a job nobody holds is refused');
+select is(queue.report_progress(:job, 'w-x', '{"pct": 10}', gen_random_uuid()), false, 'progress for a job nobody holds is refused');
 select queue.claim_jobs('w-holder', 1, array['t_ops']);
 select
     is(
         array[
-            queue.report_progress(:job, 'w-x', '{"pct": 20}')::text,
+            queue.report_progress(:job, 'w-x', '{"pct": 20}', pg_temp.token(:job))::text,
             (
                 select progress::text from queue.jobs
                 where id = :job

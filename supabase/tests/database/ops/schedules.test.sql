@@ -118,7 +118,7 @@ select
 -- the run's job finishes; the same minute runs again (an overlapping or retried tick)
 select c.id
 from queue.claim_jobs(worker_id => 't-w', batch_size => 1, queue_names => array['t_ops_other']) as c;
-select queue.complete_job((select min(r.id) from runs as r), 't-w');
+select queue.complete_job((select min(r.id) from runs as r), 't-w', lease_token => pg_temp.token((select min(r.id) from runs as r)));
 insert into runs select pg_temp.run_cron_job('queue-job:t-nightly') as id;
 select
     is(

@@ -162,7 +162,7 @@ select c.id as claimed_id
 from queue.claim_jobs(worker_id => 'w-sec', batch_size => 1, queue_names => array['t_ops']) as c
 where c.id = :bob_job
 \gset
-select queue.complete_job(:bob_job, 'w-sec', '{"ok": true}');
+select queue.complete_job(:bob_job, 'w-sec', '{"ok": true}', lease_token => pg_temp.token(:bob_job));
 select pg_temp.login('bob');
 set local role authenticated;
 select

@@ -15,7 +15,8 @@ select queue.enqueue_job(job_type => 't_ops_job', payload => '{}', owner_id => (
     where name = 'bob'
 )) as bob_job \gset
 select queue.enqueue_job(job_type => 't_ops_job', payload => '{}') as nobodys_job \gset
-select queue.complete_jobs(array(select c.id from queue.claim_jobs('w', 3, array['t_ops']) as c), 'w');
+select queue.complete_jobs(array_agg(c.id), 'w', lease_tokens => array_agg(c.lease_token))
+from queue.claim_jobs('w', 3, array['t_ops']) as c;
 
 select pg_temp.login('alice');
 set local role authenticated;

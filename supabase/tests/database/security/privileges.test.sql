@@ -93,10 +93,10 @@ select
                 and has_function_privilege('queue_worker', p.oid, 'execute')
         ),
         array[
-            'claim_jobs', 'complete_job', 'complete_jobs', 'enqueue_job', 'fail_job', 'heartbeat',
-            'release_jobs', 'report_progress', 'report_service'
+            'claim_jobs', 'complete_job', 'complete_jobs', 'enqueue_child_job', 'enqueue_child_jobs', 'fail_job',
+            'heartbeat', 'release_jobs', 'report_progress', 'report_service'
         ]::text[],
-        'queue_worker executes only the worker calls (and enqueue, for follow-up jobs)'
+        'queue_worker executes only the worker calls (and enqueue_child_job(s), for follow-up jobs of a job it holds; not enqueue_job)'
     );
 select
     is(

@@ -69,13 +69,15 @@ select
     );
 select
     results_eq(
-        format($$select queue.heartbeat('w-role', array[%s::bigint], 'host-1', 42)$$, :job_a),
+        format(
+            $$select queue.heartbeat('w-role', array[%s::bigint], 'host-1', 42, lease_tokens => array[pg_temp.token(%s)])$$, :job_a, :job_a
+        ),
         format('values (%s::bigint)', :job_a),
         'the worker heartbeats its job'
     );
 select
     ok(
-        queue.report_progress(:job_a, 'w-role', '{"pct": 50}'),
+        queue.report_progress(:job_a, 'w-role', '{"pct": 50}', pg_temp.token(:job_a)),
         'the worker reports progress'
     );
 select
@@ -86,17 +88,17 @@ select
     );
 select
     ok(
-        queue.complete_job(:job_a, 'w-role', '{"done": true}'),
+        queue.complete_job(:job_a, 'w-role', '{"done": true}', lease_token => pg_temp.token(:job_a)),
         'the worker completes its job'
     );
 select
     ok(
-        not queue.complete_job(:job_b, 'w-role'),
+        not queue.complete_job(:job_b, 'w-role', lease_token => gen_random_uuid()),
         'the worker cannot complete a job it does not hold'
     );
 select
     is(
-        queue.release_jobs('w-role', array[:job_b]::bigint[]),
+        queue.release_jobs('w-role', array[:job_b]::bigint[], array[gen_random_uuid()]),
         0,
         'the worker cannot release a job it does not hold'
     );
