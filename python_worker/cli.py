@@ -48,8 +48,17 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", action="append", metavar="NAMES",
                    help="queues to serve (comma list)")
     p.add_argument("--job-types", action="append", metavar="TYPES", help="only these job types")
-    p.add_argument("--concurrency", help="N or MIN-MAX, e.g. 2-16 (grows with backlog)")
-    p.add_argument("--batch-size", type=int, help="jobs per claim (1-1000)")
+    p.add_argument("--concurrency",
+                   help="jobs at once, N or MIN-MAX (grows with backlog; default 500-2000)")
+    p.add_argument("--threads", type=int, help="sync handlers at once (default 16)")
+    p.add_argument("--batch-size", type=int, help="jobs per claim (1-1000, default 1000)")
+    p.add_argument("--max-connections", type=int,
+                   help="connections this worker may open, handlers' included (default 10)")
+    p.add_argument("--pool-mode", choices=["auto", "transaction", "session", "direct"],
+                   help="how DATABASE_URL reaches Postgres (default auto)")
+    p.add_argument("--listen-url", help="direct or session-mode URL for LISTEN")
+    p.add_argument("--exit-when-stuck", action="store_true", default=None,
+                   help="exit with status 3 once every handler thread is stuck past its timeout")
     p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
     p.add_argument("--lease-seconds", type=int, help="lease per claim (default: type/queue)")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
@@ -95,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     keys = [
-        "handlers", "queues", "job_types", "concurrency", "batch_size", "poll_interval",
+        "handlers", "queues", "job_types", "concurrency", "threads", "batch_size",
+        "max_connections", "pool_mode", "listen_url", "exit_when_stuck", "poll_interval",
         "lease_seconds", "heartbeat_interval", "shutdown_grace", "max_rss_mb", "max_load",
         "metrics_port", "worker_id", "database_url", "log_json", "log_level",
     ]
@@ -145,7 +155,11 @@ def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
         metrics.serve(s.metrics_port)
         log.info("metrics on :%d/metrics", s.metrics_port)
     worker = Worker(s, registry, drain=drain)
-    code = asyncio.run(worker.run(install_signals=True))
+    try:
+        code = asyncio.run(worker.run(install_signals=True))
+    except ValueError as exc:  # settings that only make sense once the handlers are known
+        print(f"kyu: {exc}", file=sys.stderr)
+        return 2
     if drain and args.json:
         print(_dump(worker.counts))
     # handler threads that outlived the grace period (or a timeout) must not hold the exit
