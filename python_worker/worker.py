@@ -226,8 +226,9 @@ class Worker:
         self.slot_free.set()
 
     def _stop_drained(self) -> None:
-        log.info("nothing due: drained")
-        self._stop()
+        if not self.stopping:
+            log.info("nothing due: drained")
+            self._stop()
 
     def _wake_all(self) -> None:
         for lane in self.lanes:

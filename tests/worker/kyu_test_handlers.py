@@ -124,3 +124,10 @@ def service_retry(job: dict) -> None:
 @handler("test.duck_permanent")
 def duck_permanent(job: dict) -> None:
     raise Throttled("gone for good", permanent=True)
+
+
+@handler("test.hold")
+def hold(job: dict, ctx: JobContext) -> None:
+    """Holds its completing transaction open for payload.seconds (connection budget tests)."""
+    ctx.connection.execute("select 1")
+    time.sleep(job.get("seconds", 0.2))

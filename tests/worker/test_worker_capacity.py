@@ -120,3 +120,25 @@ def test_sync_jobs_wait_for_a_free_thread_and_a_stuck_thread_degrades_the_worker
     assert (echo["attempt"], echo["errors"]) == (1, [])
     assert hung_row["last_error"] == "timed out after 1s"
     sql(url, "select queue.cancel_job(%s)", (hung_row["id"],))
+
+
+def test_a_worker_never_opens_more_connections_than_its_budget(url: str, spawn) -> None:
+    # 16 threads, 40 jobs that each hold a transaction: the handlers share what the budget
+    # (default 10) leaves them, and wait for a connection rather than open more
+    w = spawn(url, "--threads", "16", "--heartbeat-interval", "0.2", "--job-types",
+              "test.hold,test.noop")
+    ids = enqueue_many(url, "test.hold", 40, '{"seconds": 0.2}')
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    peak = 0
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as conn:
+        while statuses(url, ids) != {"completed": 40}:
+            assert time.monotonic() < deadline, w.output()[-3000:]
+            n = conn.execute("select count(*) from pg_stat_activity where datname = %s"
+                             " and application_name like 'kyu-%%'", (dbname,)).fetchone()[0]
+            peak = max(peak, n)
+            time.sleep(0.02)
+    session = sql(url, "select metadata from queue.workers where alive")[0]["metadata"]
+    assert session["max_connections"] == 10
+    assert 0 < session["connections"] <= 10
+    assert 7 <= peak <= 10, peak
