@@ -12,13 +12,15 @@ DB_URL = $(shell scripts/db.sh url)
 POOLER_URL = $(shell scripts/db.sh pooler-url)
 SYSTEM_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check \
 	pgbouncer postgresql-contrib tesseract-ocr tesseract-ocr-jpn poppler-utils fonts-ipafont-gothic \
-	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+	chromium chromium-driver
 WORKER_ARGS ?=
 # the handler modules make worker / queue-process load (the engine has no default set)
 HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
-	queue-dead-letter demo test test-sql test-py test-mutations lint check-functions bench clean
+	queue-dead-letter demo dashboard dashboard-screenshots test test-sql test-py test-mutations lint \
+	check-functions bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,7 +34,7 @@ $(STAMP)/venv: pyproject.toml $(STAMP)/system
 	@mkdir -p $(STAMP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[dev,receipts]'
+	$(PY) -m pip install -q -e '.[dev,receipts,dashboard]'
 	@touch $@
 
 $(STAMP)/node: package.json
@@ -73,6 +75,18 @@ queue-dead-letter: migrate $(STAMP)/venv ## list dead jobs with their errors
 demo: deps migrate ## the receipt pipeline end to end on generated sample mail
 	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts.demo
 
+# The console; the demo runs first when the local database holds no job at all (never against
+# a DATABASE_URL of your own). DASHBOARD_ARGS="--read-only", "--port 8500", "--hide-payloads".
+DASHBOARD_ARGS ?=
+dashboard: deps migrate ## the operator's console on http://127.0.0.1:8400 (token printed; KYU_DASHBOARD_TOKEN to choose it)
+	@if [ -z "$$DATABASE_URL" ] && [ "$$(psql "$(DB_URL)" -XqtAc 'select count(*) from queue.all_jobs')" = 0 ]; then \
+		echo "dashboard: the database holds no job yet; running make demo first"; \
+		$(MAKE) --no-print-directory demo; fi
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker dashboard $(DASHBOARD_ARGS)
+
+dashboard-screenshots: deps migrate ## every console page in Chromium: out/screenshots/*.png, and docs/console.png for the README
+	DATABASE_URL="$(DB_URL)" $(PY) tests/dashboard/screenshots.py
+
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
 	$(VENV)/bin/ruff check python_worker tests scripts
@@ -93,8 +107,9 @@ test: deps lint check-functions test-sql test-py ## everything CI runs
 test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml and check its tests catch it
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
-bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make test)
+bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
 	rm -rf .local $(VENV) node_modules out

@@ -1,4 +1,4 @@
-"""Command line: ``python -m python_worker run|process|status|dead-letter|enqueue``.
+"""Command line: ``python -m python_worker run|process|status|dead-letter|enqueue|list|show|...``.
 
 Human-readable tables by default, ``--json`` for machines. Settings come from the environment
 (``DATABASE_URL``, ``KYU_*``) with flags on top.
@@ -13,9 +13,8 @@ import logging
 import os
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import psycopg
 from pydantic import ValidationError
@@ -24,6 +23,17 @@ from . import metrics
 from .config import Settings, load_settings
 from .db import Admin
 from .registry import import_handlers
+from .verbs import (
+    add_verb_parsers,
+    cmd_dashboard,
+    cmd_list,
+    cmd_metrics,
+    cmd_show,
+    cmd_verb,
+    cmd_view,
+    dump,
+    table,
+)
 
 log = logging.getLogger("python_worker.cli")
 
@@ -84,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     _worker_args(sub.add_parser("run", help="run a worker until SIGTERM/SIGINT"))
     _worker_args(sub.add_parser("process", help="drain the jobs due now and exit"))
     st = sub.add_parser("status", help="a table per queue")
+    st.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                    help="redraw every SECONDS (default 2) until Ctrl-C; --json: one line each")
+    st.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N draws")
     dl = sub.add_parser("dead-letter", help="list dead jobs, or replay them")
     dl.add_argument("--retry", type=int, metavar="ID", help="replay one dead job")
     dl.add_argument("--all", action="store_true", help="replay every dead job")
@@ -96,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     enq.add_argument("--run-at", help="ISO timestamp, or +SECONDS from now")
     enq.add_argument("--unique-key")
     enq.add_argument("--max-attempts", type=int)
-    for sp in (st, dl, enq):  # --json also after the command
+    verbs = add_verb_parsers(sub)
+    for sp in (st, dl, enq, *verbs):  # --json also after the command
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable output")
     return p
@@ -110,35 +124,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         "metrics_port", "worker_id", "database_url", "log_json", "log_level",
     ]
     return load_settings(**{k: getattr(args, k, None) for k in keys})
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, timedelta):
-        secs = int(v.total_seconds())
-        return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else (
-            f"{secs // 60}m{secs % 60:02d}s" if secs >= 60 else f"{v.total_seconds():.1f}s")
-    if isinstance(v, (float, Decimal)):
-        return f"{float(v):.3g}"
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
-    return str(v)
-
-
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    cols = [(k, h) for k, h in columns if not rows or k in rows[0]]
-    cells = [[h for _, h in cols]] + [[_fmt(r.get(k)) for k, _ in cols] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, default=lambda v: v.total_seconds() if isinstance(v, timedelta)
-                      else float(v) if isinstance(v, Decimal) else str(v), indent=2)
 
 
 def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
@@ -161,7 +146,7 @@ def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
         print(f"kyu: {exc}", file=sys.stderr)
         return 2
     if drain and args.json:
-        print(_dump(worker.counts))
+        print(dump(worker.counts))
     # handler threads that outlived the grace period (or a timeout) must not hold the exit
     joiner = threading.Thread(target=worker.executor.shutdown, kwargs={"wait": True}, daemon=True)
     joiner.start()
@@ -175,20 +160,47 @@ def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
 
 
 def cmd_status(args: argparse.Namespace, admin: Admin) -> int:
-    rows = admin.queue_stats()
-    print(_dump(rows) if args.json else table(rows, STATUS_COLUMNS))
-    return 0
+    if args.watch is None:
+        rows = admin.queue_stats()
+        print(dump(rows) if args.json else table(rows, STATUS_COLUMNS))
+        return 0
+    if args.watch <= 0:
+        print(f"--watch needs a positive number of seconds, got {args.watch}", file=sys.stderr)
+        return 2
+    draws = 0
+    try:
+        while True:
+            rows = admin.queue_stats()
+            health = admin.health()
+            if args.json:  # one line per draw, for a pipe
+                print(json.dumps({"at": datetime.now().astimezone().isoformat(),
+                                  "queues": json.loads(dump(rows)), "health": health}),
+                      flush=True)
+            else:
+                reasons = "".join(f"\n  - {r}" for r in health["reasons"])
+                # clear the screen and draw from the top left (any ANSI terminal)
+                sys.stdout.write("\x1b[H\x1b[2J")
+                print(f"kyu  {datetime.now():%Y-%m-%d %H:%M:%S}  health: {health['status']}"
+                      f"  workers live: {health['workers']['live']}{reasons}\n")
+                print(table(rows, STATUS_COLUMNS))
+                print(f"\nevery {args.watch:g}s; Ctrl-C to stop", flush=True)
+            draws += 1
+            if args.count is not None and draws >= args.count:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_dead_letter(args: argparse.Namespace, admin: Admin) -> int:
     if args.retry is not None:
         job_id = admin.retry(args.retry)
-        print(_dump({"retried": [job_id]}) if args.json else f"job {job_id} is pending again")
+        print(dump({"retried": [job_id]}) if args.json else f"job {job_id} is pending again")
         return 0
     if args.all:
         retried, failed = admin.retry_all()
         if args.json:
-            print(_dump({"retried": retried, "failed": [{"id": i, "error": e} for i, e in failed]}))
+            print(dump({"retried": retried, "failed": [{"id": i, "error": e} for i, e in failed]}))
         else:
             print(f"{len(retried)} dead jobs pending again")
             for i, e in failed:
@@ -196,7 +208,7 @@ def cmd_dead_letter(args: argparse.Namespace, admin: Admin) -> int:
         return 1 if failed else 0
     rows = admin.dead_letter(args.limit)
     if args.json:
-        print(_dump(rows))
+        print(dump(rows))
         return 0
     for r in rows:
         r["error"] = (r.get("last_error") or "").split("\n", 1)[0][:100]
@@ -222,7 +234,7 @@ def cmd_enqueue(args: argparse.Namespace, admin: Admin) -> int:
     job_id = admin.enqueue(args.job_type, payload, queue=args.queue, priority=args.priority,
                            run_at=run_at, unique_key=args.unique_key,
                            max_attempts=args.max_attempts)
-    print(_dump({"id": job_id}) if args.json else job_id)
+    print(dump({"id": job_id}) if args.json else job_id)
     return 0
 
 
@@ -244,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_dead_letter(args, admin)
         if args.command == "enqueue":
             return cmd_enqueue(args, admin)
+        if args.command == "list":
+            return cmd_list(args, admin)
+        if args.command == "show":
+            return cmd_show(args, admin)
+        if args.command in ("pause", "resume", "cancel", "retry", "discard"):
+            return cmd_verb(args, admin)
+        if args.command in ("workers", "health", "schedules", "queues", "breakers"):
+            return cmd_view(args, admin)
+        if args.command == "metrics":
+            return cmd_metrics(args, admin)
+        if args.command == "dashboard":
+            return cmd_dashboard(args, s)
     except psycopg.Error as exc:
         diag = exc.diag
         message = diag.message_primary or str(exc).strip()

@@ -438,7 +438,7 @@ class SyncTransactions:
 
 
 class Admin:
-    """One-shot operator commands (CLI): status, dead letter, retry, enqueue."""
+    """One-shot operator commands (CLI): status, dead letter, enqueue, and the verbs below."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -503,6 +503,104 @@ class Admin:
             row = conn.execute("select * from queue.get_job(%s)", (job_id,)).fetchone()
             assert row is not None
             return row
+
+    # ---- the operator's verbs (cli.py: pause, resume, cancel, retry, discard, show, list,
+    # workers, health, schedules, queues, metrics); each one queue.* call ----
+
+    def pause(self, queue_name: str) -> None:
+        with self._connect() as conn:
+            conn.execute("select queue.pause_queue(%s)", (queue_name,))
+
+    def resume(self, queue_name: str) -> None:
+        with self._connect() as conn:
+            conn.execute("select queue.resume_queue(%s)", (queue_name,))
+
+    def cancel(self, job_id: int) -> bool:
+        with self._connect() as conn:
+            row = conn.execute("select queue.cancel_job(%s) as ok", (job_id,)).fetchone()
+            return bool(row and row["ok"])
+
+    def retry_many(self, job_ids: Iterable[int]) -> tuple[list[int], list[tuple[int, str]]]:
+        """Replays each job in its own transaction; returns (retried, [(id, error)])."""
+        retried: list[int] = []
+        failed: list[tuple[int, str]] = []
+        with self._connect() as conn:
+            for job_id in job_ids:
+                try:
+                    conn.execute("select queue.retry_job(%s)", (job_id,))
+                    retried.append(job_id)
+                except psycopg.DatabaseError as exc:
+                    failed.append((job_id, _message(exc)))
+        return retried, failed
+
+    def discard_dead(self, job_ids: Sequence[int]) -> list[int]:
+        """Deletes dead jobs for good; returns the ids that were in the dead letter."""
+        with self._connect() as conn:
+            rows = conn.execute("select d as id from queue.discard_dead_jobs(%s::bigint[]) as d",
+                                (list(job_ids),)).fetchall()
+            return [int(r["id"]) for r in rows]
+
+    def search_jobs(
+        self,
+        *,
+        status: str | None = None,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        owner_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        payload_contains: Any = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select * from queue.search_jobs(status => %s::queue.job_status,"
+                " job_type => %s, queue_name => %s, owner_id => %s::uuid,"
+                " created_after => %s::timestamptz, created_before => %s::timestamptz,"
+                " payload_contains => %s::jsonb, before_id => %s::bigint, lim => %s::int)",
+                (status, job_type, queue_name, owner_id, created_after, created_before,
+                 None if payload_contains is None else Jsonb(payload_contains), before_id,
+                 limit),
+            ).fetchall()
+
+    def workers(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select * from queue.workers order by alive desc, last_heartbeat desc nulls last,"
+                " worker_id"
+            ).fetchall()
+
+    def health(self, max_wait: str | None = None, max_failure_rate: float | None = None,
+               worker_timeout: str | None = None) -> dict[str, Any]:
+        with self._connect() as conn:
+            row = conn.execute(
+                "select queue.health(max_wait => coalesce(%s::interval, '5 minutes'),"
+                " max_failure_rate => coalesce(%s::numeric, 0.2),"
+                " worker_timeout => coalesce(%s::interval, '1 minute')) as h",
+                (max_wait, max_failure_rate, worker_timeout),
+            ).fetchone()
+            assert row is not None
+            return dict(row["h"])
+
+    def schedules(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return conn.execute("select * from queue.schedules order by kind, name").fetchall()
+
+    def queue_policies(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select * from queue.queue_policies order by queue_name").fetchall()
+
+    def circuit_breakers(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select * from queue.circuit_breaker_states order by service").fetchall()
+
+
+def _message(exc: psycopg.Error) -> str:
+    """The server's message (without CONTEXT lines), as an operator reads it."""
+    return exc.diag.message_primary or str(exc).strip()
 
 
 def run_sync(coro: Any) -> Any:

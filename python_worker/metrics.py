@@ -6,9 +6,20 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 STARTED = Counter("kyu_jobs_started_total", "Attempts started, by job type.", ["job_type"])
 COMPLETED = Counter("kyu_jobs_completed_total", "Attempts completed, by job type.", ["job_type"])
@@ -63,8 +74,67 @@ def for_type(job_type: str) -> TypeMetrics:
     return m
 
 
-def serve(port: int) -> None:
-    start_http_server(port)
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=addr)
+
+
+# ---- queue depth: the whole queue as one scrape target, read from queue.queue_stats ----
+
+DEPTH_STATES = ("waiting", "scheduled", "running", "retrying", "dead")
+
+
+def queue_depth_families(rows: Sequence[dict[str, Any]]) -> list[GaugeMetricFamily]:
+    """Gauges from queue_stats rows: jobs per queue and state, oldest wait, paused."""
+    jobs = GaugeMetricFamily("kyu_queue_jobs", "Jobs per queue and state (queue.queue_stats).",
+                             labels=["queue", "state"])
+    oldest = GaugeMetricFamily(
+        "kyu_queue_oldest_wait_seconds",
+        "Age of the oldest due job waiting in the queue (0 when none waits).", labels=["queue"])
+    paused = GaugeMetricFamily("kyu_queue_paused", "1 while the queue is paused.",
+                               labels=["queue"])
+    for r in rows:
+        q = r["queue_name"]
+        for state in DEPTH_STATES:
+            jobs.add_metric([q, state], float(r.get(state) or 0))
+        age = r.get("oldest_waiting_age")
+        oldest.add_metric([q], age.total_seconds() if age is not None else 0.0)
+        paused.add_metric([q], 1.0 if r.get("paused") else 0.0)
+    return [jobs, oldest, paused]
+
+
+class QueueDepthCollector(Collector):
+    """Reads queue_stats at each scrape through ``fetch``; a failed read is
+    ``kyu_queue_scrape_ok 0`` (and the error logged) instead of a failed scrape."""
+
+    def __init__(self, fetch: Callable[[], Sequence[dict[str, Any]]]) -> None:
+        self.fetch = fetch
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ok = GaugeMetricFamily("kyu_queue_scrape_ok", "1 when queue.queue_stats was read.")
+        try:
+            rows = self.fetch()
+        except Exception as exc:  # noqa: BLE001 - a scrape reports, never raises
+            logging.getLogger("python_worker.metrics").warning("queue_stats failed: %s", exc)
+            ok.add_metric([], 0.0)
+            yield ok
+            return
+        ok.add_metric([], 1.0)
+        yield ok
+        yield from queue_depth_families(rows)
+
+
+def serve_queue_depth(fetch: Callable[[], Sequence[dict[str, Any]]], port: int,
+                      addr: str = "0.0.0.0") -> None:
+    """Registers the queue-depth gauges with the default registry and serves it."""
+    REGISTRY.register(QueueDepthCollector(fetch))
+    start_http_server(port, addr=addr)
+
+
+def render_queue_depth(rows: Sequence[dict[str, Any]]) -> bytes:
+    """The exposition text of the queue-depth gauges for rows already read (the console)."""
+    registry = CollectorRegistry()
+    registry.register(QueueDepthCollector(lambda: rows))
+    return generate_latest(registry)
 
 
 class JsonFormatter(logging.Formatter):

@@ -29,6 +29,40 @@ $$;
 comment on function queue._backoff_delay(queue.backoff_strategy, interval, interval, numeric, int) is
 'Private: retry delay. fixed = base, linear = base * attempt, exponential = base * 2^(attempt-1); times (1 ± jitter), capped at max_delay.';
 
+-- _write_history: writes finished jobs (already deleted from queue.jobs) into queue.job_history;
+-- the one place that lists history's columns. It takes a set, so a batch is still one insert.
+create or replace function queue._write_history(
+    jobs queue.jobs[],
+    status queue.job_status,
+    results jsonb[] default null
+)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_count int;
+begin
+    insert into queue.job_history (
+        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
+        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
+    )
+    select
+        j.id, j.job_type, j.queue_name, _write_history.status, j.priority, j.payload, j.attempt,
+        j.max_attempts, j.unique_key, j.owner_id, j.worker_id, j.errors, _write_history.results[j.ordinality],
+        j.progress, j.run_at, j.created_at, j.started_at, now()
+    from unnest(_write_history.jobs) with ordinality as j;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue._write_history(queue.jobs[], queue.job_status, jsonb[]) is
+'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = now(). Returns how many.';
+
 -- _archive_job: moves one live job to history with its final status.
 create or replace function queue._archive_job(
     job_id bigint,
@@ -37,25 +71,22 @@ create or replace function queue._archive_job(
     result jsonb default null
 )
 returns void
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
-    with gone as (
-        delete from queue.jobs as j
-        where j.id = _archive_job.job_id
-        returning j.*
-    )
-    insert into queue.job_history (
-        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
-        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
-    )
-    select
-        g.id, g.job_type, g.queue_name, _archive_job.status, g.priority, g.payload, g.attempt,
-        g.max_attempts, g.unique_key, g.owner_id, g.worker_id, _archive_job.errors,
-        _archive_job.result, g.progress, g.run_at, g.created_at, g.started_at, now()
-    from gone as g
+declare
+    v_job queue.jobs;
+begin
+    delete from queue.jobs as j
+    where j.id = _archive_job.job_id
+    returning j.* into v_job;
+    if found then
+        v_job.errors := _archive_job.errors;
+        perform queue._write_history(array[v_job], _archive_job.status, array[_archive_job.result]);
+    end if;
+end
 $$;
 
 comment on function queue._archive_job(bigint, queue.job_status, jsonb, jsonb) is 'Private: moves a live job to queue.job_history.';
@@ -77,6 +108,7 @@ as $$
 declare
     v_count int;
 begin
+    -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set
     with done as (
         delete from queue.jobs as j
         using unnest(complete_jobs.job_ids, complete_jobs.results, complete_jobs.attempts)
@@ -85,18 +117,10 @@ begin
             and j.status = 'running'
             and j.worker_id = complete_jobs.worker_id
             and (c.attempt is null or j.attempt = c.attempt)
-        returning j.*, c.result
+        returning j, c.result
     )
-    insert into queue.job_history (
-        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
-        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
-    )
-    select
-        d.id, d.job_type, d.queue_name, 'completed', d.priority, d.payload, d.attempt,
-        d.max_attempts, d.unique_key, d.owner_id, d.worker_id, d.errors, d.result, d.progress,
-        d.run_at, d.created_at, d.started_at, now()
+    select queue._write_history(array_agg(d.j), 'completed', array_agg(d.result)) into v_count
     from done as d;
-    get diagnostics v_count = row_count;
     return v_count;
 end
 $$;

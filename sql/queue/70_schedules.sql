@@ -1,4 +1,5 @@
--- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs.
+-- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
+-- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
 -- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
@@ -24,6 +25,9 @@ end
 $$;
 
 -- _cron_version: pg_cron's version in this database as {major, minor[, patch]}; null when absent.
+-- The setting kyu.test_pg_cron_version (e.g. '1.6') stands in for the installed version, so
+-- tests on Debian's 1.4 can run the 1.5+ paths (30-second reaper, 'N seconds' schedules) that
+-- hosted Supabase runs; nothing sets it outside tests.
 create or replace function queue._cron_version()
 returns int[]
 language sql
@@ -31,13 +35,18 @@ stable
 security definer
 set search_path = ''
 as $$
-    select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
-    from pg_catalog.pg_extension as e
-    where e.extname = 'pg_cron'
+    select coalesce(
+        string_to_array(nullif(current_setting('kyu.test_pg_cron_version', true), ''), '.')::int[],
+        (
+            select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
+            from pg_catalog.pg_extension as e
+            where e.extname = 'pg_cron'
+        )
+    )
 $$;
 
 comment on function queue._cron_version() is
-'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database.';
+'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database. Tests may stand in a version with the setting kyu.test_pg_cron_version.';
 
 -- _housekeeping_jobs: the pg_cron entries the queue needs, one row each.
 create or replace function queue._housekeeping_jobs()
@@ -353,6 +362,70 @@ $$;
 
 comment on function queue.sync_cron_jobs() is
 'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
+
+-- age_waiting_jobs: starvation guard; run by pg_cron.
+create or replace function queue.age_waiting_jobs()
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    -- one step per aging_interval waited: aged_at remembers the last step
+    update queue.jobs as j
+    set priority = j.priority - 1,
+        aged_at = now()
+    from queue.queues as q
+    where q.queue_name = j.queue_name
+        and q.aging_interval is not null
+        and j.status in ('pending', 'retrying')
+        and j.priority > 1
+        and coalesce(j.aged_at, j.run_at) <= now() - q.aging_interval;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.age_waiting_jobs() is 'Moves jobs that waited longer than their queue''s aging_interval one priority step up. Returns how many moved.';
+
+-- purge_history: deletes finished jobs past their queue's retention, at most max_rows per call.
+create or replace function queue.purge_history(max_rows int default 10000)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    if purge_history.max_rows is null or purge_history.max_rows < 1 then
+        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
+    end if;
+    delete from queue.job_history as h
+    where h.id in (
+        select h2.id
+        from queue.queues as q
+        cross join lateral (
+            select x.id
+            from queue.job_history as x
+            where x.queue_name = q.queue_name and x.finished_at < now() - q.retention
+            order by x.finished_at
+            limit purge_history.max_rows
+        ) as h2
+        limit purge_history.max_rows
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.purge_history(
+    int
+) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
 
 -- purge_history_batches: the queue-purge housekeeping; commits after each batch.
 -- A procedure that commits cannot be security definer nor carry `set search_path` (PostgreSQL

@@ -1,6 +1,6 @@
 -- Monitoring in SQL: queue_stats (per queue now), workers, schedules (pg_cron entries and their
--- last runs), stats_history snapshots, health() (one jsonb verdict with its reasons) and
--- list_jobs (filtered listing of live and finished jobs).
+-- last runs), stats_history snapshots and health() (one jsonb verdict with its reasons).
+-- Reading jobs themselves (all_jobs, dead_letter, get_job, list_jobs) is 75_job_views.sql.
 -- Cost of queue_stats (measured with 1M finished jobs, 50k of them dead, 20k live: ~25 ms): one
 -- pass over the hot table, the dead letter counted from its own partial index, and the last
 -- hour of history per queue through job_history_queue_finished_idx.
@@ -209,7 +209,228 @@ $$;
 comment on function queue.snapshot_stats(interval) is
 'Appends queue.queue_stats to queue.stats_history (one row per queue, captured_at = now()) and deletes snapshots older than keep. Returns the rows added. Run every minute by pg_cron (queue-stats).';
 
--- health: one verdict for alerting, with every reason behind it.
+-- The checks behind health(): one function each, returning its findings as (level, reason) rows,
+-- level unhealthy or degraded, in the order the reasons are listed.
+
+-- _health_queues: a backlog or a failure rate over the thresholds, per queue that is not paused.
+create or replace function queue._health_queues(
+    stats queue.queue_stats[],
+    max_wait interval,
+    max_failure_rate numeric
+)
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_row record;
+begin
+    for v_row in select s.* from unnest(_health_queues.stats) as s where not s.paused loop
+        if v_row.oldest_waiting_age > _health_queues.max_wait * 6 then
+            level := 'unhealthy';
+            reason := format(
+                'queue %s: oldest waiting job has waited %s (over 6 x %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), _health_queues.max_wait
+            );
+            return next;
+        elsif v_row.oldest_waiting_age > _health_queues.max_wait then
+            level := 'degraded';
+            reason := format(
+                'queue %s: oldest waiting job has waited %s (over %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), _health_queues.max_wait
+            );
+            return next;
+        end if;
+        if v_row.failure_rate > _health_queues.max_failure_rate
+            and v_row.completed_last_hour + v_row.failed_last_hour >= 10 then
+            level := 'degraded';
+            reason := format(
+                'queue %s: %s%% of the jobs finished in the last hour died (%s of %s; over %s%%)',
+                v_row.queue_name, round(v_row.failure_rate * 100, 1), v_row.failed_last_hour,
+                v_row.completed_last_hour + v_row.failed_last_hour, round(_health_queues.max_failure_rate * 100, 1)
+            );
+            return next;
+        end if;
+    end loop;
+end
+$$;
+
+comment on function queue._health_queues(queue.queue_stats[], interval, numeric) is
+'Private check of health(): per queue that is not paused (stats in queue order), unhealthy when the oldest waiting job waited over 6 x max_wait, degraded over max_wait, and degraded when over max_failure_rate of 10+ jobs finished in the last hour died.';
+
+-- _health_workers: jobs due in an unpaused queue with nobody heartbeating.
+create or replace function queue._health_workers(worker_timeout interval)
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_waiting bigint;
+begin
+    if exists (select from queue.worker_sessions as w where w.last_seen_at > now() - _health_workers.worker_timeout) then
+        return;
+    end if;
+    select count(*) into v_waiting
+    from queue.jobs as j
+    join queue.queues as q on q.queue_name = j.queue_name
+    where j.status in ('pending', 'retrying') and j.run_at <= now() and not q.paused;
+    if v_waiting > 0 then
+        level := 'unhealthy';
+        reason := format(
+            'no live workers (no heartbeat in the last %s) while %s jobs wait', _health_workers.worker_timeout, v_waiting
+        );
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_workers(interval) is
+'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout.';
+
+-- _health_leases: leases nobody reaps, so housekeeping is not running.
+create or replace function queue._health_leases()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_expired bigint;
+begin
+    select count(*) into v_expired
+    from queue.jobs as j
+    where j.status = 'running' and j.lease_expires_at < now() - interval '3 minutes';
+    if v_expired > 0 then
+        level := 'degraded';
+        reason := format(
+            '%s running jobs have leases that expired over 3 minutes ago and were not reaped (is queue-reap running?)',
+            v_expired
+        );
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_leases() is
+'Private check of health(): degraded when running jobs hold leases that expired over 3 minutes ago (queue-reap is not running).';
+
+-- _housekeeping_missing: the housekeeping entries pg_cron does not run (all of them without pg_cron).
+create or replace function queue._housekeeping_missing()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if queue._cron_version() is null then
+        return array(select h.jobname from queue._housekeeping_jobs() as h);
+    end if;
+    return (
+        select coalesce(array_agg(h.jobname order by h.jobname), '{}')
+        from queue._housekeeping_jobs() as h
+        where not exists (
+            select from queue._cron_jobs() as c where c.jobname = h.jobname and c.active
+        )
+    );
+end
+$$;
+
+comment on function queue._housekeeping_missing() is
+'Private: the housekeeping pg_cron entries (queue-reap, ...) that are missing or inactive, by name; every one of them when pg_cron is not installed.';
+
+-- _health_housekeeping: housekeeping not scheduled (no pg_cron, missing entries) or failing.
+create or replace function queue._health_housekeeping()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_missing text[];
+    v_failed text[];
+begin
+    level := 'degraded';
+    if queue._cron_version() is null then
+        reason := format('housekeeping is not scheduled: pg_cron is not installed in database %s', current_database());
+        return next;
+        return;
+    end if;
+    v_missing := queue._housekeeping_missing();
+    if cardinality(v_missing) > 0 then
+        reason := format(
+            'housekeeping is not scheduled: %s missing or inactive in pg_cron (run select queue.sync_cron_jobs())',
+            array_to_string(v_missing, ', ')
+        );
+        return next;
+    end if;
+    select array_agg(format('%s at %s: %s', c.jobname, c.last_run_started_at, c.last_run_message) order by c.jobname)
+    into v_failed
+    from queue._cron_jobs() as c
+    where c.last_run_status = 'failed'
+        and c.jobname in (select h.jobname from queue._housekeeping_jobs() as h);
+    if v_failed is not null then
+        reason := 'housekeeping failed: ' || array_to_string(v_failed, '; ');
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_housekeeping() is
+'Private check of health(): degraded when housekeeping is not scheduled (pg_cron not installed, or queue-* entries missing or inactive) or its last run failed.';
+
+-- _health_recurring_jobs: recurring jobs whose last run could not enqueue.
+create or replace function queue._health_recurring_jobs()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    return query
+    select
+        'degraded',
+        format('recurring job %s failed at %s: %s', substr(c.jobname, 11), c.last_run_started_at, c.last_run_message)
+    from queue._cron_jobs() as c
+    where c.last_run_status = 'failed' and c.jobname like 'queue-job:%'
+    order by c.jobname;
+end
+$$;
+
+comment on function queue._health_recurring_jobs() is
+'Private check of health(): degraded for each recurring job (pg_cron entry queue-job:<name>) whose last run failed.';
+
+-- _health_breakers: external services whose circuit breaker is open.
+create or replace function queue._health_breakers()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    return query
+    select
+        'degraded',
+        format('circuit breaker %s is open since %s (cool-down %s): %s', cb.service, cb.opened_at, cb.cooldown,
+            coalesce(cb.last_error, 'no error recorded'))
+    from queue.circuit_breakers as cb
+    where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
+    order by cb.service;
+end
+$$;
+
+comment on function queue._health_breakers() is
+'Private check of health(): degraded for each circuit breaker that is open and still in its cool-down.';
+
+-- health: one verdict for alerting, with every reason behind it (the checks above, in order).
 create or replace function queue.health(
     max_wait interval default '5 minutes',
     max_failure_rate numeric default 0.2,
@@ -222,126 +443,29 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_unhealthy text[] := '{}'::text[];
-    v_degraded text[] := '{}'::text[];
-    v_row record;
-    v_live int;
-    v_total int;
-    v_waiting bigint;
-    v_cron int[];
-    v_missing text[];
-    v_failed_hk text[];
     v_stats queue.queue_stats[];
-    v_queues jsonb;
+    v_unhealthy text[];
+    v_degraded text[];
 begin
-    -- the stats once; backlog and failures, per queue that is not paused
+    -- the stats once: the queue check and the per-queue figures share them
     select array_agg(s order by s.queue_name) into v_stats from queue.queue_stats as s;
-    for v_row in select s.* from unnest(v_stats) as s where not s.paused loop
-        if v_row.oldest_waiting_age > health.max_wait * 6 then
-            v_unhealthy := v_unhealthy || format(
-                'queue %s: oldest waiting job has waited %s (over 6 x %s)',
-                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
-            );
-        elsif v_row.oldest_waiting_age > health.max_wait then
-            v_degraded := v_degraded || format(
-                'queue %s: oldest waiting job has waited %s (over %s)',
-                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
-            );
-        end if;
-        if v_row.failure_rate > health.max_failure_rate and v_row.completed_last_hour + v_row.failed_last_hour >= 10 then
-            v_degraded := v_degraded || format(
-                'queue %s: %s%% of the jobs finished in the last hour died (%s of %s; over %s%%)',
-                v_row.queue_name, round(v_row.failure_rate * 100, 1), v_row.failed_last_hour,
-                v_row.completed_last_hour + v_row.failed_last_hour, round(health.max_failure_rate * 100, 1)
-            );
-        end if;
-    end loop;
-
-    -- workers: jobs due in an unpaused queue with nobody heartbeating
     select
-        count(*) filter (where w.last_seen_at > now() - health.worker_timeout),
-        count(*)
-    into v_live, v_total
-    from queue.worker_sessions as w;
-    select count(*) into v_waiting
-    from queue.jobs as j
-    join queue.queues as q on q.queue_name = j.queue_name
-    where j.status in ('pending', 'retrying') and j.run_at <= now() and not q.paused;
-    if v_live = 0 and v_waiting > 0 then
-        v_unhealthy := v_unhealthy || format(
-            'no live workers (no heartbeat in the last %s) while %s jobs wait', health.worker_timeout, v_waiting
-        );
-    end if;
-
-    -- leases nobody reaps: housekeeping is not running
-    select count(*) into v_waiting
-    from queue.jobs as j
-    where j.status = 'running' and j.lease_expires_at < now() - interval '3 minutes';
-    if v_waiting > 0 then
-        v_degraded := v_degraded || format(
-            '%s running jobs have leases that expired over 3 minutes ago and were not reaped (is queue-reap running?)',
-            v_waiting
-        );
-    end if;
-
-    -- housekeeping
-    v_cron := queue._cron_version();
-    if v_cron is null then
-        v_degraded := v_degraded || format(
-            'housekeeping is not scheduled: pg_cron is not installed in database %s', current_database()
-        );
-    else
-        select array_agg(h.jobname order by h.jobname) into v_missing
-        from queue._housekeeping_jobs() as h
-        where not exists (
-            select from queue._cron_jobs() as c where c.jobname = h.jobname and c.active
-        );
-        if v_missing is not null then
-            v_degraded := v_degraded || format(
-                'housekeeping is not scheduled: %s missing or inactive in pg_cron (run select queue.sync_cron_jobs())',
-                array_to_string(v_missing, ', ')
-            );
-        end if;
-        select array_agg(format('%s at %s: %s', c.jobname, c.last_run_started_at, c.last_run_message) order by c.jobname)
-        into v_failed_hk
-        from queue._cron_jobs() as c
-        where c.last_run_status = 'failed'
-            and c.jobname in (select h.jobname from queue._housekeeping_jobs() as h);
-        if v_failed_hk is not null then
-            v_degraded := v_degraded || ('housekeeping failed: ' || array_to_string(v_failed_hk, '; '));
-        end if;
-        -- recurring jobs whose last run could not enqueue
-        select v_degraded || coalesce(array_agg(
-            format('recurring job %s failed at %s: %s', substr(c.jobname, 11), c.last_run_started_at, c.last_run_message)
-            order by c.jobname
-        ), '{}')
-        into v_degraded
-        from queue._cron_jobs() as c
-        where c.last_run_status = 'failed' and c.jobname like 'queue-job:%';
-    end if;
-
-    -- external services
-    select v_degraded || coalesce(array_agg(
-        format('circuit breaker %s is open since %s (cool-down %s): %s', cb.service, cb.opened_at, cb.cooldown,
-            coalesce(cb.last_error, 'no error recorded'))
-        order by cb.service
-    ), '{}')
-    into v_degraded
-    from queue.circuit_breakers as cb
-    where cb.state = 'open' and cb.opened_at + cb.cooldown > now();
-
-    select jsonb_object_agg(s.queue_name, jsonb_build_object(
-        'waiting', s.waiting,
-        'running', s.running,
-        'retrying', s.retrying,
-        'dead', s.dead,
-        'oldest_waiting_seconds', round(extract(epoch from s.oldest_waiting_age), 3),
-        'failure_rate', s.failure_rate,
-        'jobs_per_minute', s.jobs_per_minute,
-        'paused', s.paused
-    ))
-    into v_queues
-    from unnest(v_stats) as s;
+        coalesce(array_agg(c.reason order by c.n, c.ord) filter (where c.level = 'unhealthy'), '{}'),
+        coalesce(array_agg(c.reason order by c.n, c.ord) filter (where c.level = 'degraded'), '{}')
+    into v_unhealthy, v_degraded
+    from (
+        select 1, r.* from queue._health_queues(v_stats, health.max_wait, health.max_failure_rate) with ordinality as r
+        union all
+        select 2, r.* from queue._health_workers(health.worker_timeout) with ordinality as r
+        union all
+        select 3, r.* from queue._health_leases() with ordinality as r
+        union all
+        select 4, r.* from queue._health_housekeeping() with ordinality as r
+        union all
+        select 5, r.* from queue._health_recurring_jobs() with ordinality as r
+        union all
+        select 6, r.* from queue._health_breakers() with ordinality as r
+    ) as c (n, level, reason, ord);
 
     return jsonb_build_object(
         'status', case
@@ -351,64 +475,33 @@ begin
         end,
         'reasons', to_jsonb(v_unhealthy || v_degraded),
         'checked_at', now(),
-        'workers', jsonb_build_object('live', v_live, 'known', v_total),
-        'housekeeping', jsonb_build_object(
-            'pg_cron_version', array_to_string(v_cron, '.'),
-            'missing', to_jsonb(coalesce(v_missing, case when v_cron is null then
-                array(select h.jobname from queue._housekeeping_jobs() as h) end, '{}'))
+        'workers', (
+            select jsonb_build_object(
+                'live', count(*) filter (where w.last_seen_at > now() - health.worker_timeout),
+                'known', count(*)
+            )
+            from queue.worker_sessions as w
         ),
-        'queues', coalesce(v_queues, '{}')
+        'housekeeping', jsonb_build_object(
+            'pg_cron_version', array_to_string(queue._cron_version(), '.'),
+            'missing', to_jsonb(queue._housekeeping_missing())
+        ),
+        'queues', (
+            select coalesce(jsonb_object_agg(s.queue_name, jsonb_build_object(
+                'waiting', s.waiting,
+                'running', s.running,
+                'retrying', s.retrying,
+                'dead', s.dead,
+                'oldest_waiting_seconds', round(extract(epoch from s.oldest_waiting_age), 3),
+                'failure_rate', s.failure_rate,
+                'jobs_per_minute', s.jobs_per_minute,
+                'paused', s.paused
+            )), '{}')
+            from unnest(v_stats) as s
+        )
     );
 end
 $$;
 
 comment on function queue.health(interval, numeric, interval) is
 'The queue''s health as jsonb {status, reasons, checked_at, workers, housekeeping, queues}. unhealthy: jobs wait with no live worker (no heartbeat within worker_timeout), or a backlog older than 6 x max_wait. degraded: a backlog older than max_wait, a failure rate over max_failure_rate (10+ finished in the last hour), unreaped expired leases, housekeeping not scheduled (no pg_cron, or queue-* entries missing) or failing, a recurring job whose last run failed, an open circuit breaker. Paused queues are not judged.';
-
--- list_jobs: live and finished jobs with filters, newest first.
-create or replace function queue.list_jobs(
-    status queue.job_status default null,
-    job_type text default null,
-    queue_name text default null,
-    priority int default null,
-    created_after timestamptz default null,
-    created_before timestamptz default null,
-    payload_contains jsonb default null,
-    lim int default 100,
-    off int default 0
-)
-returns setof queue.all_jobs
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-begin
-    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
-        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
-            using errcode = '22023';
-    elsif list_jobs.off is null or list_jobs.off < 0 then
-        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
-    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
-        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
-            using errcode = '22023';
-    end if;
-    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
-    return query
-    select a.*
-    from queue.all_jobs as a
-    where (list_jobs.status is null or a.status = list_jobs.status)
-        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
-        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
-        and (list_jobs.priority is null or a.priority = list_jobs.priority)
-        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
-        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
-        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
-    order by a.id desc
-    limit list_jobs.lim
-    offset list_jobs.off;
-end
-$$;
-
-comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
-'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';

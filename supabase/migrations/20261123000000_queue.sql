@@ -315,6 +315,218 @@ create table queue.stats_history (
 comment on table queue.stats_history is
 'Snapshots of queue.queue_stats, one row per queue per minute (pg_cron job queue-stats), trimmed to 7 days by default.';
 
+-- ---- sql/queue/25_registry.sql ----
+-- Policy and registry: queues and job types (declarative upserts: a call states the whole policy,
+-- so running it twice is harmless) and customer tiers (a priority offset applied at enqueue).
+
+-- create_queue: creates the queue, or sets every policy field of an existing one to what is given.
+create or replace function queue.create_queue(
+    queue_name text,
+    max_attempts int default 5,
+    backoff_strategy queue.backoff_strategy default 'exponential',
+    backoff_base interval default '5 seconds',
+    backoff_max interval default '1 hour',
+    backoff_jitter numeric default 0.1,
+    lease_seconds int default 300,
+    retention interval default '7 days',
+    concurrency int default null,
+    rate_limit int default null,
+    rate_interval interval default null,
+    aging_interval interval default null
+)
+returns queue.queues
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.queues;
+begin
+    if create_queue.queue_name is null or create_queue.queue_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+        raise exception 'queue_name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), got %',
+            coalesce(quote_literal(create_queue.queue_name), 'null') using errcode = '22023';
+    elsif create_queue.max_attempts is null or create_queue.max_attempts < 1 then
+        raise exception 'max_attempts must be at least 1, got %', create_queue.max_attempts using errcode = '22023';
+    elsif create_queue.backoff_base < interval '0' or create_queue.backoff_max < create_queue.backoff_base then
+        raise exception 'backoff_base (%) must be >= 0 and <= backoff_max (%)', create_queue.backoff_base, create_queue.backoff_max
+            using errcode = '22023';
+    elsif create_queue.backoff_jitter not between 0 and 1 then
+        raise exception 'backoff_jitter must be between 0 and 1, got %', create_queue.backoff_jitter using errcode = '22023';
+    elsif create_queue.lease_seconds < 1 then
+        raise exception 'lease_seconds must be at least 1, got %', create_queue.lease_seconds using errcode = '22023';
+    elsif create_queue.retention <= interval '0' then
+        raise exception 'retention must be positive, got %', create_queue.retention using errcode = '22023';
+    elsif create_queue.concurrency < 1 then
+        raise exception 'concurrency must be at least 1 (or null for no limit), got %', create_queue.concurrency
+            using errcode = '22023';
+    elsif (create_queue.rate_limit is null) <> (create_queue.rate_interval is null)
+        or create_queue.rate_limit < 1 or create_queue.rate_interval <= interval '0' then
+        raise exception 'rate_limit (>= 1) and rate_interval (> 0) go together, got % per %',
+            create_queue.rate_limit, create_queue.rate_interval using errcode = '22023';
+    elsif create_queue.aging_interval <= interval '0' then
+        raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
+            using errcode = '22023';
+    end if;
+
+    insert into queue.queues as q (
+        queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
+        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
+    )
+    values (
+        create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
+        create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
+        create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
+        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
+    )
+    on conflict on constraint queues_pkey do update
+    set max_attempts = excluded.max_attempts,
+        backoff_strategy = excluded.backoff_strategy,
+        backoff_base = excluded.backoff_base,
+        backoff_max = excluded.backoff_max,
+        backoff_jitter = excluded.backoff_jitter,
+        lease_seconds = excluded.lease_seconds,
+        retention = excluded.retention,
+        concurrency = excluded.concurrency,
+        rate_limit = excluded.rate_limit,
+        rate_interval = excluded.rate_interval,
+        -- a changed rate starts from a full bucket
+        rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
+            or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
+        aging_interval = excluded.aging_interval,
+        updated_at = now()
+    returning q.* into v_row;
+    return v_row;
+end
+$$;
+
+comment on function queue.create_queue(
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+) is
+'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
+
+-- register_job_type: creates or updates a job type.
+create or replace function queue.register_job_type(
+    job_type text,
+    queue_name text default 'default',
+    priority int default 50,
+    max_attempts int default null,
+    timeout_seconds int default null,
+    user_enqueue boolean default false,
+    services text[] default '{}',
+    description text default null
+)
+returns queue.job_types
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.job_types;
+begin
+    if register_job_type.job_type is null or register_job_type.job_type !~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$' then
+        raise exception 'job_type must be 1-100 characters of letters, digits, _ . : - (starting with a letter), got %',
+            coalesce(quote_literal(register_job_type.job_type), 'null') using errcode = '22023';
+    elsif not exists (select from queue.queues as q where q.queue_name = register_job_type.queue_name) then
+        raise exception 'unknown queue: %', register_job_type.queue_name
+            using errcode = '22023', hint = 'Create it first: select queue.create_queue(queue_name => ...);';
+    elsif register_job_type.priority is null or register_job_type.priority not between 1 and 100 then
+        raise exception 'priority must be between 1 and 100, got %', register_job_type.priority using errcode = '22023';
+    elsif register_job_type.max_attempts < 1 then
+        raise exception 'max_attempts must be at least 1, got %', register_job_type.max_attempts using errcode = '22023';
+    elsif register_job_type.timeout_seconds < 1 then
+        raise exception 'timeout_seconds must be at least 1, got %', register_job_type.timeout_seconds using errcode = '22023';
+    end if;
+
+    insert into queue.job_types as t (
+        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description
+    )
+    values (
+        register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
+        register_job_type.max_attempts, register_job_type.timeout_seconds,
+        coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
+        register_job_type.description
+    )
+    on conflict on constraint job_types_pkey do update
+    set queue_name = excluded.queue_name,
+        priority = excluded.priority,
+        max_attempts = excluded.max_attempts,
+        timeout_seconds = excluded.timeout_seconds,
+        user_enqueue = excluded.user_enqueue,
+        services = excluded.services,
+        description = excluded.description,
+        updated_at = now()
+    returning t.* into v_row;
+    return v_row;
+end
+$$;
+
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
+'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
+
+-- ensure_job_type: registers a job type only if it is missing (a worker starting with its
+-- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
+create or replace function queue.ensure_job_type(
+    job_type text,
+    queue_name text default 'default',
+    priority int default 50,
+    max_attempts int default null,
+    timeout_seconds int default null,
+    description text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if exists (select from queue.job_types as t where t.job_type = ensure_job_type.job_type) then
+        return false;
+    end if;
+    perform queue.register_job_type(
+        job_type => ensure_job_type.job_type,
+        queue_name => ensure_job_type.queue_name,
+        priority => ensure_job_type.priority,
+        max_attempts => ensure_job_type.max_attempts,
+        timeout_seconds => ensure_job_type.timeout_seconds,
+        description => ensure_job_type.description
+    );
+    return true;
+end
+$$;
+
+comment on function queue.ensure_job_type(text, text, int, int, int, text) is
+'Registers a job type only if it is missing (workers call it for their handlers); an existing type keeps its settings. Returns true when it added the type.';
+
+-- set_owner_tier: puts a job owner on a customer tier (or off any tier with null).
+create or replace function queue.set_owner_tier(owner_id uuid, tier text)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if set_owner_tier.tier is null then
+        delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
+        return;
+    end if;
+    if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
+        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
+            hint = 'Tiers live in queue.tiers (tier, priority_offset).';
+    end if;
+    insert into queue.owner_tiers as o (owner_id, tier)
+    values (set_owner_tier.owner_id, set_owner_tier.tier)
+    on conflict on constraint owner_tiers_pkey do update set tier = excluded.tier;
+end
+$$;
+
+comment on function queue.set_owner_tier(
+    uuid, text
+) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
+
 -- ---- sql/queue/30_enqueue.sql ----
 -- Enqueueing: enqueue_job (one) and enqueue_jobs (many, one statement). Both go through
 -- _resolve_jobs, which applies defaults (job type, then queue, then tier offset) and names
@@ -569,9 +781,197 @@ $$;
 comment on function queue.enqueue_job(text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval) is
 'Enqueues one job and returns its id. Defaults come from the job type, then its queue; an owner''s tier shifts the priority. With a unique_key that a waiting or running job holds, returns that job''s id instead. Wakes workers with pg_notify(''kyu_jobs'', queue_name).';
 
+-- ---- sql/queue/35_claim_policy.sql ----
+-- Claim policy: what claim_jobs may take, apart from how it takes it. Open circuit breakers block
+-- job types; paused and limited queues keep the one-scan plan away; a limited queue's concurrency
+-- and token bucket say how many jobs it may start now, and each start spends a token.
+-- All plpgsql (plans cached per session) and called once per claim_jobs call, never per row.
+
+-- _blocked_job_types: job types whose external service has an open breaker still cooling down.
+create or replace function queue._blocked_job_types()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    -- the usual case, no open breaker, costs one probe of a tiny table
+    if not exists (select from queue.circuit_breakers as cb where cb.state = 'open') then
+        return null;
+    end if;
+    return (
+        select array_agg(jt.job_type)
+        from queue.job_types as jt
+        where jt.services && array(
+            select cb.service
+            from queue.circuit_breakers as cb
+            where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
+        )
+    );
+end
+$$;
+
+comment on function queue._blocked_job_types() is
+'Private: the job types claim_jobs must skip because a service they list has an open circuit breaker still in its cool-down; null when none.';
+
+-- _paused_or_limited_queues: the queues the one-scan claim plan must skip.
+create or replace function queue._paused_or_limited_queues()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    return (
+        select coalesce(array_agg(q.queue_name), '{}')
+        from queue.queues as q
+        where q.paused or q.concurrency is not null or q.rate_limit is not null
+    );
+end
+$$;
+
+comment on function queue._paused_or_limited_queues() is
+'Private: the queues that are paused or limited (concurrency or rate_limit); the one-scan claim plan skips them.';
+
+-- _limited_work_due: whether an unpaused limited queue has due jobs (of job_types, null = any).
+create or replace function queue._limited_work_due(job_types text[])
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_queue text;
+    v_idle boolean;
+begin
+    for v_queue in
+        select q.queue_name
+        from queue.queues as q
+        where not q.paused and (q.concurrency is not null or q.rate_limit is not null)
+    loop
+        -- planned afresh (execute) so the planner sees which queue it is and walks
+        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
+        execute '
+            select not exists (
+                select
+                from queue.jobs as j
+                where j.queue_name = $1
+                    and j.status in (''pending'', ''retrying'')
+                    and j.run_at <= now()
+                    and ($2 is null or j.job_type = any($2))
+            )'
+        into v_idle
+        using v_queue, _limited_work_due.job_types;
+        if not v_idle then
+            return true;
+        end if;
+    end loop;
+    return false;
+end
+$$;
+
+comment on function queue._limited_work_due(text[]) is
+'Private: true when a queue that is not paused but has a concurrency or rate limit has due jobs (of job_types; null means any). claim_jobs then scans per queue so the limits apply.';
+
+-- _claim_allowances: the queues a claim serves and how many jobs each may start now.
+-- Limited queues are locked (in name order, so claimers never deadlock) until the transaction
+-- ends, and their token buckets are refilled for the time since last use.
+create or replace function queue._claim_allowances(
+    queue_names text[],
+    batch_size int,
+    out queues text[],
+    out allowances int[]
+)
+returns record
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_queue record;
+    v_tokens double precision;
+    v_allow int;
+begin
+    for v_queue in
+        select q.queue_name, q.concurrency, q.rate_limit
+        from queue.queues as q
+        where not q.paused
+            and (_claim_allowances.queue_names is null or q.queue_name = any(_claim_allowances.queue_names))
+        order by q.queue_name
+    loop
+        v_allow := _claim_allowances.batch_size;
+        if v_queue.concurrency is not null or v_queue.rate_limit is not null then
+            perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
+            if v_queue.concurrency is not null then
+                select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
+                from queue.jobs as j
+                where j.queue_name = v_queue.queue_name and j.status = 'running';
+            end if;
+            if v_queue.rate_limit is not null then
+                -- re-read the bucket under the lock, then refill it for the time since last use
+                select least(
+                    q.rate_limit::double precision,
+                    coalesce(q.rate_tokens, q.rate_limit)
+                    + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
+                    * q.rate_limit / extract(epoch from q.rate_interval)
+                ) into v_tokens
+                from queue.queues as q
+                where q.queue_name = v_queue.queue_name;
+                update queue.queues as q
+                set rate_tokens = v_tokens, rate_refilled_at = now()
+                where q.queue_name = v_queue.queue_name;
+                v_allow := least(v_allow, floor(v_tokens)::int);
+            end if;
+        end if;
+        if v_allow > 0 then
+            queues := queues || v_queue.queue_name;
+            allowances := allowances || v_allow;
+        end if;
+    end loop;
+end
+$$;
+
+comment on function queue._claim_allowances(text[], int) is
+'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket. Locks the limited queues'' rows until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
+
+-- _spend_tokens: one token per claimed job on rate-limited queues.
+create or replace function queue._spend_tokens(job_ids bigint[])
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+begin
+    update queue.queues as q
+    set rate_tokens = q.rate_tokens - n.started
+    from (
+        select j.queue_name, count(*) as started
+        from queue.jobs as j
+        where j.id = any(_spend_tokens.job_ids)
+        group by j.queue_name
+    ) as n
+    where q.queue_name = n.queue_name and q.rate_limit is not null;
+end
+$$;
+
+comment on function queue._spend_tokens(bigint[]) is
+'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';
+
 -- ---- sql/queue/40_claim.sql ----
 -- Claiming: claim_jobs hands a worker up to batch_size due jobs, most urgent first, leased to it.
--- Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then one update claims:
+-- It reads check -> pick -> claim; the policy (breakers, limited queues, allowances, tokens) lives
+-- in 35_claim_policy.sql. Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then
+-- one update claims:
 --   * every queue, and no limited queue has due work: one ordered scan of jobs_claim_idx that
 --     skips paused and limited queues;
 --   * otherwise: one scan per queue of jobs_queue_claim_idx, each capped by what the queue's
@@ -595,15 +995,12 @@ set jit = off
 as $$
 declare
     v_blocked text [];
+    v_skip text [];
     v_queues text [];
     v_allowances int [];
-    v_simple boolean;
-    v_limited text [];
     v_ids bigint [];
-    v_queue record;
-    v_tokens double precision;
-    v_allow int;
 begin
+    -- check
     if claim_jobs.worker_id is null or btrim(claim_jobs.worker_id) = '' then
         raise exception 'worker_id is required' using errcode = '22023';
     end if;
@@ -614,47 +1011,12 @@ begin
     if claim_jobs.lease_seconds is not null and claim_jobs.lease_seconds < 1 then
         raise exception 'lease_seconds must be at least 1, got %', claim_jobs.lease_seconds using errcode = '22023';
     end if;
-
-    -- job types whose external service has an open breaker still cooling down
-    if exists (select from queue.circuit_breakers as cb where cb.state = 'open') then
-        select array_agg(jt.job_type) into v_blocked
-        from queue.job_types as jt
-        where jt.services && array(
-            select cb.service
-            from queue.circuit_breakers as cb
-            where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
-        );
-    end if;
-
-    -- the one-scan plan serves every queue that is neither paused nor limited; it is taken unless
-    -- a limited queue has due work (then per-queue scans apply its limits)
-    select coalesce(array_agg(q.queue_name), '{}') into v_limited
-    from queue.queues as q
-    where q.paused or q.concurrency is not null or q.rate_limit is not null;
-    v_simple := claim_jobs.queue_names is null;
-    for v_queue in
-        select q.queue_name
-        from queue.queues as q
-        where q.queue_name = any(v_limited) and not q.paused
-    loop
-        exit when not v_simple;
-        -- planned afresh (execute) so the planner sees which queue it is and walks
-        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
-        execute '
-            select not exists (
-                select
-                from queue.jobs as j
-                where j.queue_name = $1
-                    and j.status in (''pending'', ''retrying'')
-                    and j.run_at <= now()
-                    and ($2 is null or j.job_type = any($2))
-            )'
-        into v_simple
-        using v_queue.queue_name, claim_jobs.job_types;
-    end loop;
+    v_blocked := queue._blocked_job_types();
 
     -- pick: the rows are locked (skip locked) here and claimed by the one update below
-    if v_simple then
+    if claim_jobs.queue_names is null and not queue._limited_work_due(claim_jobs.job_types) then
+        -- one ordered scan for every queue that is neither paused nor limited
+        v_skip := queue._paused_or_limited_queues();
         v_ids := array(
             select j.id
             from queue.jobs as j
@@ -662,55 +1024,18 @@ begin
                 and j.run_at <= now()
                 and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
                 and (v_blocked is null or j.job_type <> all(v_blocked))
-                and j.queue_name <> all(v_limited)
+                and j.queue_name <> all(v_skip)
             order by j.priority, j.run_at, j.id
             limit claim_jobs.batch_size
             for update skip locked
         );
     else
-        -- the queues to serve and how many jobs each may start now; limited queues are locked
-        -- (in name order, so claimers never deadlock) until this transaction ends
-        for v_queue in
-            select q.queue_name, q.concurrency, q.rate_limit, q.rate_interval, q.rate_tokens, q.rate_refilled_at
-            from queue.queues as q
-            where not q.paused
-                and (claim_jobs.queue_names is null or q.queue_name = any(claim_jobs.queue_names))
-            order by q.queue_name
-        loop
-            v_allow := claim_jobs.batch_size;
-            if v_queue.concurrency is not null or v_queue.rate_limit is not null then
-                perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
-                if v_queue.concurrency is not null then
-                    select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
-                    from queue.jobs as j
-                    where j.queue_name = v_queue.queue_name and j.status = 'running';
-                end if;
-                if v_queue.rate_limit is not null then
-                    -- re-read the bucket under the lock, then refill it for the time since last use
-                    select least(
-                        q.rate_limit::double precision,
-                        coalesce(q.rate_tokens, q.rate_limit)
-                        + extract(epoch from now() - coalesce(q.rate_refilled_at, now()))
-                        * q.rate_limit / extract(epoch from q.rate_interval)
-                    ) into v_tokens
-                    from queue.queues as q
-                    where q.queue_name = v_queue.queue_name;
-                    update queue.queues as q
-                    set rate_tokens = v_tokens, rate_refilled_at = now()
-                    where q.queue_name = v_queue.queue_name;
-                    v_allow := least(v_allow, floor(v_tokens)::int);
-                end if;
-            end if;
-            if v_allow > 0 then
-                v_queues := v_queues || v_queue.queue_name;
-                v_allowances := v_allowances || v_allow;
-            end if;
-        end loop;
-
+        -- one scan per queue, each capped by what the queue may start now, merged by priority
+        select a.queues, a.allowances into v_queues, v_allowances
+        from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
         if v_queues is null then
             return;
         end if;
-
         v_ids := array(
             select c.id
             from unnest(v_queues, v_allowances) as a (queue_name, allowance)
@@ -729,17 +1054,7 @@ begin
             order by c.priority, c.run_at, c.id
             limit claim_jobs.batch_size
         );
-
-        -- spend one token per start on rate-limited queues
-        update queue.queues as q
-        set rate_tokens = q.rate_tokens - n.started
-        from (
-            select j.queue_name, count(*) as started
-            from queue.jobs as j
-            where j.id = any(v_ids)
-            group by j.queue_name
-        ) as n
-        where q.queue_name = n.queue_name and q.rate_limit is not null;
+        perform queue._spend_tokens(v_ids);
     end if;
 
     -- claim: running, leased for the job type's timeout or the queue's lease; most urgent first
@@ -801,6 +1116,40 @@ $$;
 comment on function queue._backoff_delay(queue.backoff_strategy, interval, interval, numeric, int) is
 'Private: retry delay. fixed = base, linear = base * attempt, exponential = base * 2^(attempt-1); times (1 ± jitter), capped at max_delay.';
 
+-- _write_history: writes finished jobs (already deleted from queue.jobs) into queue.job_history;
+-- the one place that lists history's columns. It takes a set, so a batch is still one insert.
+create or replace function queue._write_history(
+    jobs queue.jobs[],
+    status queue.job_status,
+    results jsonb[] default null
+)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_count int;
+begin
+    insert into queue.job_history (
+        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
+        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
+    )
+    select
+        j.id, j.job_type, j.queue_name, _write_history.status, j.priority, j.payload, j.attempt,
+        j.max_attempts, j.unique_key, j.owner_id, j.worker_id, j.errors, _write_history.results[j.ordinality],
+        j.progress, j.run_at, j.created_at, j.started_at, now()
+    from unnest(_write_history.jobs) with ordinality as j;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue._write_history(queue.jobs[], queue.job_status, jsonb[]) is
+'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = now(). Returns how many.';
+
 -- _archive_job: moves one live job to history with its final status.
 create or replace function queue._archive_job(
     job_id bigint,
@@ -809,25 +1158,22 @@ create or replace function queue._archive_job(
     result jsonb default null
 )
 returns void
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
-    with gone as (
-        delete from queue.jobs as j
-        where j.id = _archive_job.job_id
-        returning j.*
-    )
-    insert into queue.job_history (
-        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
-        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
-    )
-    select
-        g.id, g.job_type, g.queue_name, _archive_job.status, g.priority, g.payload, g.attempt,
-        g.max_attempts, g.unique_key, g.owner_id, g.worker_id, _archive_job.errors,
-        _archive_job.result, g.progress, g.run_at, g.created_at, g.started_at, now()
-    from gone as g
+declare
+    v_job queue.jobs;
+begin
+    delete from queue.jobs as j
+    where j.id = _archive_job.job_id
+    returning j.* into v_job;
+    if found then
+        v_job.errors := _archive_job.errors;
+        perform queue._write_history(array[v_job], _archive_job.status, array[_archive_job.result]);
+    end if;
+end
 $$;
 
 comment on function queue._archive_job(bigint, queue.job_status, jsonb, jsonb) is 'Private: moves a live job to queue.job_history.';
@@ -849,6 +1195,7 @@ as $$
 declare
     v_count int;
 begin
+    -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set
     with done as (
         delete from queue.jobs as j
         using unnest(complete_jobs.job_ids, complete_jobs.results, complete_jobs.attempts)
@@ -857,18 +1204,10 @@ begin
             and j.status = 'running'
             and j.worker_id = complete_jobs.worker_id
             and (c.attempt is null or j.attempt = c.attempt)
-        returning j.*, c.result
+        returning j, c.result
     )
-    insert into queue.job_history (
-        id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
-        owner_id, worker_id, errors, result, progress, run_at, created_at, started_at, finished_at
-    )
-    select
-        d.id, d.job_type, d.queue_name, 'completed', d.priority, d.payload, d.attempt,
-        d.max_attempts, d.unique_key, d.owner_id, d.worker_id, d.errors, d.result, d.progress,
-        d.run_at, d.created_at, d.started_at, now()
+    select queue._write_history(array_agg(d.j), 'completed', array_agg(d.result)) into v_count
     from done as d;
-    get diagnostics v_count = row_count;
     return v_count;
 end
 $$;
@@ -1120,282 +1459,8 @@ comment on function queue.reap_expired_leases() is
 'Jobs whose lease expired (their worker vanished) count the attempt as failed: they wait for a retry, or go to the dead letter when attempts are spent. Returns how many were reaped. Run every minute by pg_cron.';
 
 -- ---- sql/queue/60_control.sql ----
--- Control: queues and job types (declarative upserts), cancel, retry, pause, resume, inspecting
--- one job, circuit breakers, customer tiers, priority aging and the history purge.
-
--- create_queue: creates the queue, or sets every policy field of an existing one to what is given.
-create or replace function queue.create_queue(
-    queue_name text,
-    max_attempts int default 5,
-    backoff_strategy queue.backoff_strategy default 'exponential',
-    backoff_base interval default '5 seconds',
-    backoff_max interval default '1 hour',
-    backoff_jitter numeric default 0.1,
-    lease_seconds int default 300,
-    retention interval default '7 days',
-    concurrency int default null,
-    rate_limit int default null,
-    rate_interval interval default null,
-    aging_interval interval default null
-)
-returns queue.queues
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.queues;
-begin
-    if create_queue.queue_name is null or create_queue.queue_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
-        raise exception 'queue_name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), got %',
-            coalesce(quote_literal(create_queue.queue_name), 'null') using errcode = '22023';
-    elsif create_queue.max_attempts is null or create_queue.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', create_queue.max_attempts using errcode = '22023';
-    elsif create_queue.backoff_base < interval '0' or create_queue.backoff_max < create_queue.backoff_base then
-        raise exception 'backoff_base (%) must be >= 0 and <= backoff_max (%)', create_queue.backoff_base, create_queue.backoff_max
-            using errcode = '22023';
-    elsif create_queue.backoff_jitter not between 0 and 1 then
-        raise exception 'backoff_jitter must be between 0 and 1, got %', create_queue.backoff_jitter using errcode = '22023';
-    elsif create_queue.lease_seconds < 1 then
-        raise exception 'lease_seconds must be at least 1, got %', create_queue.lease_seconds using errcode = '22023';
-    elsif create_queue.retention <= interval '0' then
-        raise exception 'retention must be positive, got %', create_queue.retention using errcode = '22023';
-    elsif create_queue.concurrency < 1 then
-        raise exception 'concurrency must be at least 1 (or null for no limit), got %', create_queue.concurrency
-            using errcode = '22023';
-    elsif (create_queue.rate_limit is null) <> (create_queue.rate_interval is null)
-        or create_queue.rate_limit < 1 or create_queue.rate_interval <= interval '0' then
-        raise exception 'rate_limit (>= 1) and rate_interval (> 0) go together, got % per %',
-            create_queue.rate_limit, create_queue.rate_interval using errcode = '22023';
-    elsif create_queue.aging_interval <= interval '0' then
-        raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
-            using errcode = '22023';
-    end if;
-
-    insert into queue.queues as q (
-        queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
-        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
-    )
-    values (
-        create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
-        create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
-        create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
-        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
-    )
-    on conflict on constraint queues_pkey do update
-    set max_attempts = excluded.max_attempts,
-        backoff_strategy = excluded.backoff_strategy,
-        backoff_base = excluded.backoff_base,
-        backoff_max = excluded.backoff_max,
-        backoff_jitter = excluded.backoff_jitter,
-        lease_seconds = excluded.lease_seconds,
-        retention = excluded.retention,
-        concurrency = excluded.concurrency,
-        rate_limit = excluded.rate_limit,
-        rate_interval = excluded.rate_interval,
-        -- a changed rate starts from a full bucket
-        rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
-            or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
-        aging_interval = excluded.aging_interval,
-        updated_at = now()
-    returning q.* into v_row;
-    return v_row;
-end
-$$;
-
-comment on function queue.create_queue(
-    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
-) is
-'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
-
--- register_job_type: creates or updates a job type.
-create or replace function queue.register_job_type(
-    job_type text,
-    queue_name text default 'default',
-    priority int default 50,
-    max_attempts int default null,
-    timeout_seconds int default null,
-    user_enqueue boolean default false,
-    services text[] default '{}',
-    description text default null
-)
-returns queue.job_types
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.job_types;
-begin
-    if register_job_type.job_type is null or register_job_type.job_type !~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$' then
-        raise exception 'job_type must be 1-100 characters of letters, digits, _ . : - (starting with a letter), got %',
-            coalesce(quote_literal(register_job_type.job_type), 'null') using errcode = '22023';
-    elsif not exists (select from queue.queues as q where q.queue_name = register_job_type.queue_name) then
-        raise exception 'unknown queue: %', register_job_type.queue_name
-            using errcode = '22023', hint = 'Create it first: select queue.create_queue(queue_name => ...);';
-    elsif register_job_type.priority is null or register_job_type.priority not between 1 and 100 then
-        raise exception 'priority must be between 1 and 100, got %', register_job_type.priority using errcode = '22023';
-    elsif register_job_type.max_attempts < 1 then
-        raise exception 'max_attempts must be at least 1, got %', register_job_type.max_attempts using errcode = '22023';
-    elsif register_job_type.timeout_seconds < 1 then
-        raise exception 'timeout_seconds must be at least 1, got %', register_job_type.timeout_seconds using errcode = '22023';
-    end if;
-
-    insert into queue.job_types as t (
-        job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description
-    )
-    values (
-        register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
-        register_job_type.max_attempts, register_job_type.timeout_seconds,
-        coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
-        register_job_type.description
-    )
-    on conflict on constraint job_types_pkey do update
-    set queue_name = excluded.queue_name,
-        priority = excluded.priority,
-        max_attempts = excluded.max_attempts,
-        timeout_seconds = excluded.timeout_seconds,
-        user_enqueue = excluded.user_enqueue,
-        services = excluded.services,
-        description = excluded.description,
-        updated_at = now()
-    returning t.* into v_row;
-    return v_row;
-end
-$$;
-
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text) is
-'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts and lease (timeout_seconds), whether authenticated end users may enqueue it, and the external services it depends on (circuit breakers).';
-
--- ensure_job_type: registers a job type only if it is missing (a worker starting with its
--- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
-create or replace function queue.ensure_job_type(
-    job_type text,
-    queue_name text default 'default',
-    priority int default 50,
-    max_attempts int default null,
-    timeout_seconds int default null,
-    description text default null
-)
-returns boolean
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-begin
-    if exists (select from queue.job_types as t where t.job_type = ensure_job_type.job_type) then
-        return false;
-    end if;
-    perform queue.register_job_type(
-        job_type => ensure_job_type.job_type,
-        queue_name => ensure_job_type.queue_name,
-        priority => ensure_job_type.priority,
-        max_attempts => ensure_job_type.max_attempts,
-        timeout_seconds => ensure_job_type.timeout_seconds,
-        description => ensure_job_type.description
-    );
-    return true;
-end
-$$;
-
-comment on function queue.ensure_job_type(text, text, int, int, int, text) is
-'Registers a job type only if it is missing (workers call it for their handlers); an existing type keeps its settings. Returns true when it added the type.';
-
--- all_jobs: every job wherever it lives now.
-create or replace view queue.all_jobs as
-select
-    j.id,
-    j.job_type,
-    j.queue_name,
-    j.status,
-    j.priority,
-    j.payload,
-    j.attempt,
-    j.max_attempts,
-    j.unique_key,
-    j.owner_id,
-    j.worker_id,
-    j.errors,
-    j.errors -> -1 ->> 'error' as last_error,
-    null::jsonb as result,
-    j.progress,
-    j.run_at,
-    j.created_at,
-    j.started_at,
-    null::timestamptz as finished_at,
-    j.lease_expires_at
-from queue.jobs as j
-union all
-select
-    h.id,
-    h.job_type,
-    h.queue_name,
-    h.status,
-    h.priority,
-    h.payload,
-    h.attempt,
-    h.max_attempts,
-    h.unique_key,
-    h.owner_id,
-    h.worker_id,
-    h.errors,
-    h.errors -> -1 ->> 'error' as last_error,
-    h.result,
-    h.progress,
-    h.run_at,
-    h.created_at,
-    h.started_at,
-    h.finished_at,
-    null::timestamptz as lease_expires_at
-from queue.job_history as h;
-
-comment on view queue.all_jobs is 'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history).';
-
-create or replace view queue.dead_letter as
-select
-    h.id,
-    h.job_type,
-    h.queue_name,
-    h.priority,
-    h.payload,
-    h.attempt,
-    h.max_attempts,
-    h.errors -> -1 ->> 'error' as last_error,
-    h.errors,
-    h.owner_id,
-    h.created_at,
-    h.finished_at as died_at
-from queue.job_history as h
-where h.status = 'dead';
-
-comment on view queue.dead_letter is 'Dead jobs (attempts spent or a permanent error), newest last; replay one with queue.retry_job(id).';
-
--- get_job: one job with its status, attempts, errors, result and timings.
-create or replace function queue.get_job(job_id bigint)
-returns queue.all_jobs
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-    v_row queue.all_jobs;
-begin
-    select a.* into v_row from queue.all_jobs as a where a.id = get_job.job_id;
-    if not found then
-        raise exception 'job % not found (never enqueued, or purged after its queue''s retention)', get_job.job_id
-            using errcode = 'P0002';
-    end if;
-    return v_row;
-end
-$$;
-
-comment on function queue.get_job(
-    bigint
-) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+-- Control: an operator's hands on jobs and queues: cancel a waiting job, retry a dead or
+-- cancelled one, pause and resume a queue.
 
 -- cancel_job: a waiting job goes to history as cancelled.
 create or replace function queue.cancel_job(job_id bigint)
@@ -1510,6 +1575,11 @@ $$;
 
 comment on function queue.resume_queue(text) is 'Resumes claiming from a paused queue and wakes workers.';
 
+-- ---- sql/queue/65_breakers.sql ----
+-- Circuit breakers: handlers report each call to an external service; failure_threshold
+-- failures in a row open its breaker, and claim_jobs skips the job types that list the service
+-- (queue._blocked_job_types) until the cool-down has passed.
+
 -- report_service: a handler's outcome against an external service drives its circuit breaker.
 create or replace function queue.report_service(
     service text,
@@ -1563,99 +1633,9 @@ $$;
 comment on function queue.report_service(text, boolean, text, int, interval) is
 'Reports one call to an external service. failure_threshold failures in a row open its breaker: job types listing the service are not claimed until cooldown has passed; a success closes it. Returns the breaker state.';
 
--- set_owner_tier: puts a job owner on a customer tier (or off any tier with null).
-create or replace function queue.set_owner_tier(owner_id uuid, tier text)
-returns void
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-begin
-    if set_owner_tier.tier is null then
-        delete from queue.owner_tiers as o where o.owner_id = set_owner_tier.owner_id;
-        return;
-    end if;
-    if not exists (select from queue.tiers as t where t.tier = set_owner_tier.tier) then
-        raise exception 'unknown tier: %', set_owner_tier.tier using errcode = '22023',
-            hint = 'Tiers live in queue.tiers (tier, priority_offset).';
-    end if;
-    insert into queue.owner_tiers as o (owner_id, tier)
-    values (set_owner_tier.owner_id, set_owner_tier.tier)
-    on conflict on constraint owner_tiers_pkey do update set tier = excluded.tier;
-end
-$$;
-
-comment on function queue.set_owner_tier(
-    uuid, text
-) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
-
--- age_waiting_jobs: starvation guard; run by pg_cron.
-create or replace function queue.age_waiting_jobs()
-returns int
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_count int;
-begin
-    -- one step per aging_interval waited: aged_at remembers the last step
-    update queue.jobs as j
-    set priority = j.priority - 1,
-        aged_at = now()
-    from queue.queues as q
-    where q.queue_name = j.queue_name
-        and q.aging_interval is not null
-        and j.status in ('pending', 'retrying')
-        and j.priority > 1
-        and coalesce(j.aged_at, j.run_at) <= now() - q.aging_interval;
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-
-comment on function queue.age_waiting_jobs() is 'Moves jobs that waited longer than their queue''s aging_interval one priority step up. Returns how many moved.';
-
--- purge_history: deletes finished jobs past their queue's retention, at most max_rows per call.
-create or replace function queue.purge_history(max_rows int default 10000)
-returns int
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-    v_count int;
-begin
-    if purge_history.max_rows is null or purge_history.max_rows < 1 then
-        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
-    end if;
-    delete from queue.job_history as h
-    where h.id in (
-        select h2.id
-        from queue.queues as q
-        cross join lateral (
-            select x.id
-            from queue.job_history as x
-            where x.queue_name = q.queue_name and x.finished_at < now() - q.retention
-            order by x.finished_at
-            limit purge_history.max_rows
-        ) as h2
-        limit purge_history.max_rows
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-
-comment on function queue.purge_history(
-    int
-) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
-
 -- ---- sql/queue/70_schedules.sql ----
--- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs.
+-- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
+-- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
 -- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
@@ -1681,6 +1661,9 @@ end
 $$;
 
 -- _cron_version: pg_cron's version in this database as {major, minor[, patch]}; null when absent.
+-- The setting kyu.test_pg_cron_version (e.g. '1.6') stands in for the installed version, so
+-- tests on Debian's 1.4 can run the 1.5+ paths (30-second reaper, 'N seconds' schedules) that
+-- hosted Supabase runs; nothing sets it outside tests.
 create or replace function queue._cron_version()
 returns int[]
 language sql
@@ -1688,13 +1671,18 @@ stable
 security definer
 set search_path = ''
 as $$
-    select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
-    from pg_catalog.pg_extension as e
-    where e.extname = 'pg_cron'
+    select coalesce(
+        string_to_array(nullif(current_setting('kyu.test_pg_cron_version', true), ''), '.')::int[],
+        (
+            select string_to_array(split_part(e.extversion, '-', 1), '.')::int[]
+            from pg_catalog.pg_extension as e
+            where e.extname = 'pg_cron'
+        )
+    )
 $$;
 
 comment on function queue._cron_version() is
-'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database.';
+'Private: the installed pg_cron version as an int array (1.4-1 gives {1,4}); null when pg_cron is not installed in this database. Tests may stand in a version with the setting kyu.test_pg_cron_version.';
 
 -- _housekeeping_jobs: the pg_cron entries the queue needs, one row each.
 create or replace function queue._housekeeping_jobs()
@@ -2011,6 +1999,70 @@ $$;
 comment on function queue.sync_cron_jobs() is
 'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
 
+-- age_waiting_jobs: starvation guard; run by pg_cron.
+create or replace function queue.age_waiting_jobs()
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    -- one step per aging_interval waited: aged_at remembers the last step
+    update queue.jobs as j
+    set priority = j.priority - 1,
+        aged_at = now()
+    from queue.queues as q
+    where q.queue_name = j.queue_name
+        and q.aging_interval is not null
+        and j.status in ('pending', 'retrying')
+        and j.priority > 1
+        and coalesce(j.aged_at, j.run_at) <= now() - q.aging_interval;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.age_waiting_jobs() is 'Moves jobs that waited longer than their queue''s aging_interval one priority step up. Returns how many moved.';
+
+-- purge_history: deletes finished jobs past their queue's retention, at most max_rows per call.
+create or replace function queue.purge_history(max_rows int default 10000)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_count int;
+begin
+    if purge_history.max_rows is null or purge_history.max_rows < 1 then
+        raise exception 'max_rows must be at least 1, got %', purge_history.max_rows using errcode = '22023';
+    end if;
+    delete from queue.job_history as h
+    where h.id in (
+        select h2.id
+        from queue.queues as q
+        cross join lateral (
+            select x.id
+            from queue.job_history as x
+            where x.queue_name = q.queue_name and x.finished_at < now() - q.retention
+            order by x.finished_at
+            limit purge_history.max_rows
+        ) as h2
+        limit purge_history.max_rows
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+comment on function queue.purge_history(
+    int
+) is 'Deletes up to max_rows finished jobs older than their queue''s retention (oldest first). Returns how many; call again until 0.';
+
 -- purge_history_batches: the queue-purge housekeeping; commits after each batch.
 -- A procedure that commits cannot be security definer nor carry `set search_path` (PostgreSQL
 -- forbids transaction control there), so this one is an invoker procedure with fully
@@ -2105,10 +2157,155 @@ begin
 end
 $$;
 
+-- ---- sql/queue/75_job_views.sql ----
+-- Reading jobs wherever they live (queue.jobs while waiting or running, queue.job_history once
+-- finished): the views all_jobs and dead_letter, get_job (one job) and list_jobs (filtered).
+
+-- all_jobs: every job wherever it lives now.
+create or replace view queue.all_jobs as
+select
+    j.id,
+    j.job_type,
+    j.queue_name,
+    j.status,
+    j.priority,
+    j.payload,
+    j.attempt,
+    j.max_attempts,
+    j.unique_key,
+    j.owner_id,
+    j.worker_id,
+    j.errors,
+    j.errors -> -1 ->> 'error' as last_error,
+    null::jsonb as result,
+    j.progress,
+    j.run_at,
+    j.created_at,
+    j.started_at,
+    null::timestamptz as finished_at,
+    j.lease_expires_at
+from queue.jobs as j
+union all
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.status,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.unique_key,
+    h.owner_id,
+    h.worker_id,
+    h.errors,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.result,
+    h.progress,
+    h.run_at,
+    h.created_at,
+    h.started_at,
+    h.finished_at,
+    null::timestamptz as lease_expires_at
+from queue.job_history as h;
+
+comment on view queue.all_jobs is 'Live and finished jobs in one shape (live ones from queue.jobs, finished from queue.job_history).';
+
+create or replace view queue.dead_letter as
+select
+    h.id,
+    h.job_type,
+    h.queue_name,
+    h.priority,
+    h.payload,
+    h.attempt,
+    h.max_attempts,
+    h.errors -> -1 ->> 'error' as last_error,
+    h.errors,
+    h.owner_id,
+    h.created_at,
+    h.finished_at as died_at
+from queue.job_history as h
+where h.status = 'dead';
+
+comment on view queue.dead_letter is 'Dead jobs (attempts spent or a permanent error), newest last; replay one with queue.retry_job(id).';
+
+-- get_job: one job with its status, attempts, errors, result and timings.
+create or replace function queue.get_job(job_id bigint)
+returns queue.all_jobs
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_row queue.all_jobs;
+begin
+    select a.* into v_row from queue.all_jobs as a where a.id = get_job.job_id;
+    if not found then
+        raise exception 'job % not found (never enqueued, or purged after its queue''s retention)', get_job.job_id
+            using errcode = 'P0002';
+    end if;
+    return v_row;
+end
+$$;
+
+comment on function queue.get_job(
+    bigint
+) is 'One job wherever it lives now (waiting, running or finished): status, attempts, every attempt''s error, result, progress and timings.';
+
+-- list_jobs: live and finished jobs with filters, newest first.
+create or replace function queue.list_jobs(
+    status queue.job_status default null,
+    job_type text default null,
+    queue_name text default null,
+    priority int default null,
+    created_after timestamptz default null,
+    created_before timestamptz default null,
+    payload_contains jsonb default null,
+    lim int default 100,
+    off int default 0
+)
+returns setof queue.all_jobs
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
+        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
+            using errcode = '22023';
+    elsif list_jobs.off is null or list_jobs.off < 0 then
+        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
+    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
+        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
+            using errcode = '22023';
+    end if;
+    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
+    return query
+    select a.*
+    from queue.all_jobs as a
+    where (list_jobs.status is null or a.status = list_jobs.status)
+        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
+        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
+        and (list_jobs.priority is null or a.priority = list_jobs.priority)
+        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
+        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
+        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
+    order by a.id desc
+    limit list_jobs.lim
+    offset list_jobs.off;
+end
+$$;
+
+comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
+'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';
+
 -- ---- sql/queue/80_monitor.sql ----
 -- Monitoring in SQL: queue_stats (per queue now), workers, schedules (pg_cron entries and their
--- last runs), stats_history snapshots, health() (one jsonb verdict with its reasons) and
--- list_jobs (filtered listing of live and finished jobs).
+-- last runs), stats_history snapshots and health() (one jsonb verdict with its reasons).
+-- Reading jobs themselves (all_jobs, dead_letter, get_job, list_jobs) is 75_job_views.sql.
 -- Cost of queue_stats (measured with 1M finished jobs, 50k of them dead, 20k live: ~25 ms): one
 -- pass over the hot table, the dead letter counted from its own partial index, and the last
 -- hour of history per queue through job_history_queue_finished_idx.
@@ -2317,7 +2514,228 @@ $$;
 comment on function queue.snapshot_stats(interval) is
 'Appends queue.queue_stats to queue.stats_history (one row per queue, captured_at = now()) and deletes snapshots older than keep. Returns the rows added. Run every minute by pg_cron (queue-stats).';
 
--- health: one verdict for alerting, with every reason behind it.
+-- The checks behind health(): one function each, returning its findings as (level, reason) rows,
+-- level unhealthy or degraded, in the order the reasons are listed.
+
+-- _health_queues: a backlog or a failure rate over the thresholds, per queue that is not paused.
+create or replace function queue._health_queues(
+    stats queue.queue_stats[],
+    max_wait interval,
+    max_failure_rate numeric
+)
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_row record;
+begin
+    for v_row in select s.* from unnest(_health_queues.stats) as s where not s.paused loop
+        if v_row.oldest_waiting_age > _health_queues.max_wait * 6 then
+            level := 'unhealthy';
+            reason := format(
+                'queue %s: oldest waiting job has waited %s (over 6 x %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), _health_queues.max_wait
+            );
+            return next;
+        elsif v_row.oldest_waiting_age > _health_queues.max_wait then
+            level := 'degraded';
+            reason := format(
+                'queue %s: oldest waiting job has waited %s (over %s)',
+                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), _health_queues.max_wait
+            );
+            return next;
+        end if;
+        if v_row.failure_rate > _health_queues.max_failure_rate
+            and v_row.completed_last_hour + v_row.failed_last_hour >= 10 then
+            level := 'degraded';
+            reason := format(
+                'queue %s: %s%% of the jobs finished in the last hour died (%s of %s; over %s%%)',
+                v_row.queue_name, round(v_row.failure_rate * 100, 1), v_row.failed_last_hour,
+                v_row.completed_last_hour + v_row.failed_last_hour, round(_health_queues.max_failure_rate * 100, 1)
+            );
+            return next;
+        end if;
+    end loop;
+end
+$$;
+
+comment on function queue._health_queues(queue.queue_stats[], interval, numeric) is
+'Private check of health(): per queue that is not paused (stats in queue order), unhealthy when the oldest waiting job waited over 6 x max_wait, degraded over max_wait, and degraded when over max_failure_rate of 10+ jobs finished in the last hour died.';
+
+-- _health_workers: jobs due in an unpaused queue with nobody heartbeating.
+create or replace function queue._health_workers(worker_timeout interval)
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_waiting bigint;
+begin
+    if exists (select from queue.worker_sessions as w where w.last_seen_at > now() - _health_workers.worker_timeout) then
+        return;
+    end if;
+    select count(*) into v_waiting
+    from queue.jobs as j
+    join queue.queues as q on q.queue_name = j.queue_name
+    where j.status in ('pending', 'retrying') and j.run_at <= now() and not q.paused;
+    if v_waiting > 0 then
+        level := 'unhealthy';
+        reason := format(
+            'no live workers (no heartbeat in the last %s) while %s jobs wait', _health_workers.worker_timeout, v_waiting
+        );
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_workers(interval) is
+'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout.';
+
+-- _health_leases: leases nobody reaps, so housekeeping is not running.
+create or replace function queue._health_leases()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_expired bigint;
+begin
+    select count(*) into v_expired
+    from queue.jobs as j
+    where j.status = 'running' and j.lease_expires_at < now() - interval '3 minutes';
+    if v_expired > 0 then
+        level := 'degraded';
+        reason := format(
+            '%s running jobs have leases that expired over 3 minutes ago and were not reaped (is queue-reap running?)',
+            v_expired
+        );
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_leases() is
+'Private check of health(): degraded when running jobs hold leases that expired over 3 minutes ago (queue-reap is not running).';
+
+-- _housekeeping_missing: the housekeeping entries pg_cron does not run (all of them without pg_cron).
+create or replace function queue._housekeeping_missing()
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    if queue._cron_version() is null then
+        return array(select h.jobname from queue._housekeeping_jobs() as h);
+    end if;
+    return (
+        select coalesce(array_agg(h.jobname order by h.jobname), '{}')
+        from queue._housekeeping_jobs() as h
+        where not exists (
+            select from queue._cron_jobs() as c where c.jobname = h.jobname and c.active
+        )
+    );
+end
+$$;
+
+comment on function queue._housekeeping_missing() is
+'Private: the housekeeping pg_cron entries (queue-reap, ...) that are missing or inactive, by name; every one of them when pg_cron is not installed.';
+
+-- _health_housekeeping: housekeeping not scheduled (no pg_cron, missing entries) or failing.
+create or replace function queue._health_housekeeping()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_missing text[];
+    v_failed text[];
+begin
+    level := 'degraded';
+    if queue._cron_version() is null then
+        reason := format('housekeeping is not scheduled: pg_cron is not installed in database %s', current_database());
+        return next;
+        return;
+    end if;
+    v_missing := queue._housekeeping_missing();
+    if cardinality(v_missing) > 0 then
+        reason := format(
+            'housekeeping is not scheduled: %s missing or inactive in pg_cron (run select queue.sync_cron_jobs())',
+            array_to_string(v_missing, ', ')
+        );
+        return next;
+    end if;
+    select array_agg(format('%s at %s: %s', c.jobname, c.last_run_started_at, c.last_run_message) order by c.jobname)
+    into v_failed
+    from queue._cron_jobs() as c
+    where c.last_run_status = 'failed'
+        and c.jobname in (select h.jobname from queue._housekeeping_jobs() as h);
+    if v_failed is not null then
+        reason := 'housekeeping failed: ' || array_to_string(v_failed, '; ');
+        return next;
+    end if;
+end
+$$;
+
+comment on function queue._health_housekeeping() is
+'Private check of health(): degraded when housekeeping is not scheduled (pg_cron not installed, or queue-* entries missing or inactive) or its last run failed.';
+
+-- _health_recurring_jobs: recurring jobs whose last run could not enqueue.
+create or replace function queue._health_recurring_jobs()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    return query
+    select
+        'degraded',
+        format('recurring job %s failed at %s: %s', substr(c.jobname, 11), c.last_run_started_at, c.last_run_message)
+    from queue._cron_jobs() as c
+    where c.last_run_status = 'failed' and c.jobname like 'queue-job:%'
+    order by c.jobname;
+end
+$$;
+
+comment on function queue._health_recurring_jobs() is
+'Private check of health(): degraded for each recurring job (pg_cron entry queue-job:<name>) whose last run failed.';
+
+-- _health_breakers: external services whose circuit breaker is open.
+create or replace function queue._health_breakers()
+returns table (level text, reason text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    return query
+    select
+        'degraded',
+        format('circuit breaker %s is open since %s (cool-down %s): %s', cb.service, cb.opened_at, cb.cooldown,
+            coalesce(cb.last_error, 'no error recorded'))
+    from queue.circuit_breakers as cb
+    where cb.state = 'open' and cb.opened_at + cb.cooldown > now()
+    order by cb.service;
+end
+$$;
+
+comment on function queue._health_breakers() is
+'Private check of health(): degraded for each circuit breaker that is open and still in its cool-down.';
+
+-- health: one verdict for alerting, with every reason behind it (the checks above, in order).
 create or replace function queue.health(
     max_wait interval default '5 minutes',
     max_failure_rate numeric default 0.2,
@@ -2330,126 +2748,29 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_unhealthy text[] := '{}'::text[];
-    v_degraded text[] := '{}'::text[];
-    v_row record;
-    v_live int;
-    v_total int;
-    v_waiting bigint;
-    v_cron int[];
-    v_missing text[];
-    v_failed_hk text[];
     v_stats queue.queue_stats[];
-    v_queues jsonb;
+    v_unhealthy text[];
+    v_degraded text[];
 begin
-    -- the stats once; backlog and failures, per queue that is not paused
+    -- the stats once: the queue check and the per-queue figures share them
     select array_agg(s order by s.queue_name) into v_stats from queue.queue_stats as s;
-    for v_row in select s.* from unnest(v_stats) as s where not s.paused loop
-        if v_row.oldest_waiting_age > health.max_wait * 6 then
-            v_unhealthy := v_unhealthy || format(
-                'queue %s: oldest waiting job has waited %s (over 6 x %s)',
-                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
-            );
-        elsif v_row.oldest_waiting_age > health.max_wait then
-            v_degraded := v_degraded || format(
-                'queue %s: oldest waiting job has waited %s (over %s)',
-                v_row.queue_name, date_trunc('second', v_row.oldest_waiting_age), health.max_wait
-            );
-        end if;
-        if v_row.failure_rate > health.max_failure_rate and v_row.completed_last_hour + v_row.failed_last_hour >= 10 then
-            v_degraded := v_degraded || format(
-                'queue %s: %s%% of the jobs finished in the last hour died (%s of %s; over %s%%)',
-                v_row.queue_name, round(v_row.failure_rate * 100, 1), v_row.failed_last_hour,
-                v_row.completed_last_hour + v_row.failed_last_hour, round(health.max_failure_rate * 100, 1)
-            );
-        end if;
-    end loop;
-
-    -- workers: jobs due in an unpaused queue with nobody heartbeating
     select
-        count(*) filter (where w.last_seen_at > now() - health.worker_timeout),
-        count(*)
-    into v_live, v_total
-    from queue.worker_sessions as w;
-    select count(*) into v_waiting
-    from queue.jobs as j
-    join queue.queues as q on q.queue_name = j.queue_name
-    where j.status in ('pending', 'retrying') and j.run_at <= now() and not q.paused;
-    if v_live = 0 and v_waiting > 0 then
-        v_unhealthy := v_unhealthy || format(
-            'no live workers (no heartbeat in the last %s) while %s jobs wait', health.worker_timeout, v_waiting
-        );
-    end if;
-
-    -- leases nobody reaps: housekeeping is not running
-    select count(*) into v_waiting
-    from queue.jobs as j
-    where j.status = 'running' and j.lease_expires_at < now() - interval '3 minutes';
-    if v_waiting > 0 then
-        v_degraded := v_degraded || format(
-            '%s running jobs have leases that expired over 3 minutes ago and were not reaped (is queue-reap running?)',
-            v_waiting
-        );
-    end if;
-
-    -- housekeeping
-    v_cron := queue._cron_version();
-    if v_cron is null then
-        v_degraded := v_degraded || format(
-            'housekeeping is not scheduled: pg_cron is not installed in database %s', current_database()
-        );
-    else
-        select array_agg(h.jobname order by h.jobname) into v_missing
-        from queue._housekeeping_jobs() as h
-        where not exists (
-            select from queue._cron_jobs() as c where c.jobname = h.jobname and c.active
-        );
-        if v_missing is not null then
-            v_degraded := v_degraded || format(
-                'housekeeping is not scheduled: %s missing or inactive in pg_cron (run select queue.sync_cron_jobs())',
-                array_to_string(v_missing, ', ')
-            );
-        end if;
-        select array_agg(format('%s at %s: %s', c.jobname, c.last_run_started_at, c.last_run_message) order by c.jobname)
-        into v_failed_hk
-        from queue._cron_jobs() as c
-        where c.last_run_status = 'failed'
-            and c.jobname in (select h.jobname from queue._housekeeping_jobs() as h);
-        if v_failed_hk is not null then
-            v_degraded := v_degraded || ('housekeeping failed: ' || array_to_string(v_failed_hk, '; '));
-        end if;
-        -- recurring jobs whose last run could not enqueue
-        select v_degraded || coalesce(array_agg(
-            format('recurring job %s failed at %s: %s', substr(c.jobname, 11), c.last_run_started_at, c.last_run_message)
-            order by c.jobname
-        ), '{}')
-        into v_degraded
-        from queue._cron_jobs() as c
-        where c.last_run_status = 'failed' and c.jobname like 'queue-job:%';
-    end if;
-
-    -- external services
-    select v_degraded || coalesce(array_agg(
-        format('circuit breaker %s is open since %s (cool-down %s): %s', cb.service, cb.opened_at, cb.cooldown,
-            coalesce(cb.last_error, 'no error recorded'))
-        order by cb.service
-    ), '{}')
-    into v_degraded
-    from queue.circuit_breakers as cb
-    where cb.state = 'open' and cb.opened_at + cb.cooldown > now();
-
-    select jsonb_object_agg(s.queue_name, jsonb_build_object(
-        'waiting', s.waiting,
-        'running', s.running,
-        'retrying', s.retrying,
-        'dead', s.dead,
-        'oldest_waiting_seconds', round(extract(epoch from s.oldest_waiting_age), 3),
-        'failure_rate', s.failure_rate,
-        'jobs_per_minute', s.jobs_per_minute,
-        'paused', s.paused
-    ))
-    into v_queues
-    from unnest(v_stats) as s;
+        coalesce(array_agg(c.reason order by c.n, c.ord) filter (where c.level = 'unhealthy'), '{}'),
+        coalesce(array_agg(c.reason order by c.n, c.ord) filter (where c.level = 'degraded'), '{}')
+    into v_unhealthy, v_degraded
+    from (
+        select 1, r.* from queue._health_queues(v_stats, health.max_wait, health.max_failure_rate) with ordinality as r
+        union all
+        select 2, r.* from queue._health_workers(health.worker_timeout) with ordinality as r
+        union all
+        select 3, r.* from queue._health_leases() with ordinality as r
+        union all
+        select 4, r.* from queue._health_housekeeping() with ordinality as r
+        union all
+        select 5, r.* from queue._health_recurring_jobs() with ordinality as r
+        union all
+        select 6, r.* from queue._health_breakers() with ordinality as r
+    ) as c (n, level, reason, ord);
 
     return jsonb_build_object(
         'status', case
@@ -2459,13 +2780,30 @@ begin
         end,
         'reasons', to_jsonb(v_unhealthy || v_degraded),
         'checked_at', now(),
-        'workers', jsonb_build_object('live', v_live, 'known', v_total),
-        'housekeeping', jsonb_build_object(
-            'pg_cron_version', array_to_string(v_cron, '.'),
-            'missing', to_jsonb(coalesce(v_missing, case when v_cron is null then
-                array(select h.jobname from queue._housekeeping_jobs() as h) end, '{}'))
+        'workers', (
+            select jsonb_build_object(
+                'live', count(*) filter (where w.last_seen_at > now() - health.worker_timeout),
+                'known', count(*)
+            )
+            from queue.worker_sessions as w
         ),
-        'queues', coalesce(v_queues, '{}')
+        'housekeeping', jsonb_build_object(
+            'pg_cron_version', array_to_string(queue._cron_version(), '.'),
+            'missing', to_jsonb(queue._housekeeping_missing())
+        ),
+        'queues', (
+            select coalesce(jsonb_object_agg(s.queue_name, jsonb_build_object(
+                'waiting', s.waiting,
+                'running', s.running,
+                'retrying', s.retrying,
+                'dead', s.dead,
+                'oldest_waiting_seconds', round(extract(epoch from s.oldest_waiting_age), 3),
+                'failure_rate', s.failure_rate,
+                'jobs_per_minute', s.jobs_per_minute,
+                'paused', s.paused
+            )), '{}')
+            from unnest(v_stats) as s
+        )
     );
 end
 $$;
@@ -2473,53 +2811,206 @@ $$;
 comment on function queue.health(interval, numeric, interval) is
 'The queue''s health as jsonb {status, reasons, checked_at, workers, housekeeping, queues}. unhealthy: jobs wait with no live worker (no heartbeat within worker_timeout), or a backlog older than 6 x max_wait. degraded: a backlog older than max_wait, a failure rate over max_failure_rate (10+ finished in the last hour), unreaped expired leases, housekeeping not scheduled (no pg_cron, or queue-* entries missing) or failing, a recurring job whose last run failed, an open circuit breaker. Paused queues are not judged.';
 
--- list_jobs: live and finished jobs with filters, newest first.
-create or replace function queue.list_jobs(
+-- ---- sql/queue/88_console.sql ----
+-- The operator's console (python -m python_worker dashboard, and the CLI verbs beside it): what
+-- the monitor views do not already give it. search_jobs (one page of jobs, keyset-paginated),
+-- queue_policies, circuit_breaker_states, get_stats_history and discard_dead_jobs.
+
+-- job_summary: a job as a listing shows it (everything but payload, errors and result).
+create type queue.job_summary as (
+    id bigint,
+    job_type text,
+    queue_name text,
+    status queue.job_status,
+    priority int,
+    attempt int,
+    max_attempts int,
+    owner_id uuid,
+    worker_id text,
+    last_error text,
+    progress jsonb,
+    run_at timestamptz,
+    created_at timestamptz,
+    started_at timestamptz,
+    finished_at timestamptz
+);
+
+comment on type queue.job_summary is
+'A job as queue.search_jobs lists it: no payload, result or error history (queue.get_job has them), the last attempt''s error only.';
+
+-- search_jobs: one page of live and finished jobs, newest first, continuing below before_id.
+-- Keyset, not offset: a page is a backward walk of both primary keys (merged) from before_id,
+-- so page 1,000 costs what page 1 costs. The filters sit on queue.all_jobs, outside its union,
+-- so the planner pushes them into both legs and keeps the merge of the two index scans (a
+-- WHERE inside a union leg stops that, and a page became a sort of the whole history: 390 ms
+-- on a million rows). force_custom_plan plans each call with its values: a null filter drops
+-- out, and a status excludes the table that cannot hold it (the status checks on jobs and
+-- job_history), which a generic plan cannot do. Measured with 1,000,000 rows in history:
+-- docs/benchmarks.md, "The console's jobs page". payload_contains and the created_at window
+-- have no index: a filter that matches little walks far (the whole history for no match).
+-- No payloads in the rows: a listing never shows them, and they are most of a row's bytes.
+create or replace function queue.search_jobs(
     status queue.job_status default null,
     job_type text default null,
     queue_name text default null,
-    priority int default null,
+    owner_id uuid default null,
     created_after timestamptz default null,
     created_before timestamptz default null,
     payload_contains jsonb default null,
-    lim int default 100,
-    off int default 0
+    before_id bigint default null,
+    lim int default 50
 )
-returns setof queue.all_jobs
+returns setof queue.job_summary
+language plpgsql
+stable
+security definer
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+as $$
+begin
+    if search_jobs.lim is null or search_jobs.lim not between 1 and 1000 then
+        raise exception 'lim must be between 1 and 1000, got %', coalesce(search_jobs.lim::text, 'null')
+            using errcode = '22023', hint = 'Page through more with before_id => the last id of a page.';
+    elsif search_jobs.payload_contains is not null and jsonb_typeof(search_jobs.payload_contains) <> 'object' then
+        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(search_jobs.payload_contains)
+            using errcode = '22023', hint = 'Pass an object such as {"receipt_id": 42}; rows match when payload @> it.';
+    elsif search_jobs.created_after >= search_jobs.created_before then
+        raise exception 'created_after (%) must be before created_before (%)',
+            search_jobs.created_after, search_jobs.created_before
+            using errcode = '22023';
+    end if;
+    return query
+    select
+        a.id, a.job_type, a.queue_name, a.status, a.priority, a.attempt, a.max_attempts, a.owner_id,
+        a.worker_id, a.last_error, a.progress, a.run_at, a.created_at, a.started_at, a.finished_at
+    from queue.all_jobs as a
+    where (search_jobs.before_id is null or a.id < search_jobs.before_id)
+        and (search_jobs.status is null or a.status = search_jobs.status)
+        and (search_jobs.job_type is null or a.job_type = search_jobs.job_type)
+        and (search_jobs.queue_name is null or a.queue_name = search_jobs.queue_name)
+        and (search_jobs.owner_id is null or a.owner_id = search_jobs.owner_id)
+        and (search_jobs.created_after is null or a.created_at >= search_jobs.created_after)
+        and (search_jobs.created_before is null or a.created_at < search_jobs.created_before)
+        and (search_jobs.payload_contains is null or a.payload @> search_jobs.payload_contains)
+    order by a.id desc
+    limit search_jobs.lim;
+end
+$$;
+
+comment on function queue.search_jobs(
+    queue.job_status, text, text, uuid, timestamptz, timestamptz, jsonb, bigint, int
+) is
+'One page of live and finished jobs, newest first (ids follow enqueue order), without payloads: filtered by status, job type, queue, owner, created_at in [created_after, created_before) and payload containment (payload @> payload_contains); lim (1-1000) rows with ids below before_id. The next page is before_id => the last id returned. Cost is per page, not per offset.';
+
+-- queue_policies: every queue's policy as create_queue set it, with its job types.
+create or replace view queue.queue_policies as
+select
+    q.queue_name,
+    q.paused,
+    q.max_attempts,
+    q.backoff_strategy,
+    q.backoff_base,
+    q.backoff_max,
+    q.backoff_jitter,
+    q.lease_seconds,
+    q.retention,
+    q.concurrency,
+    q.rate_limit,
+    q.rate_interval,
+    q.aging_interval,
+    coalesce(
+        (
+            select array_agg(jt.job_type order by jt.job_type) from queue.job_types as jt
+            where jt.queue_name = q.queue_name
+        ),
+        '{}'
+    ) as job_types,
+    q.created_at,
+    q.updated_at
+from queue.queues as q;
+
+comment on view queue.queue_policies is
+'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
+
+-- circuit_breaker_states: each breaker with what claim_jobs makes of it now.
+create or replace view queue.circuit_breaker_states as
+select
+    cb.service,
+    case
+        when cb.state = 'open' and cb.opened_at + cb.cooldown > now() then 'open'
+        when cb.state = 'open' then 'half-open'
+        else 'closed'
+    end as state,
+    cb.failures,
+    cb.failure_threshold,
+    cb.cooldown,
+    cb.opened_at,
+    case when cb.state = 'open' then cb.opened_at + cb.cooldown end as retry_at,
+    cb.last_error,
+    cb.updated_at,
+    coalesce(
+        (
+            select array_agg(jt.job_type order by jt.job_type) from queue.job_types as jt
+            where cb.service = any(jt.services)
+        ),
+        '{}'
+    ) as job_types
+from queue.circuit_breakers as cb;
+
+comment on view queue.circuit_breaker_states is
+'Shared circuit breakers as claim_jobs sees them now: open (jobs of the listed job_types are not claimed until retry_at), half-open (cool-down over: the next outcome reported through queue.report_service closes or reopens it) or closed; failures against failure_threshold and the last error.';
+
+-- get_stats_history: the per-minute snapshots of queue_stats over a recent window, oldest first.
+create or replace function queue.get_stats_history(
+    since interval default '1 hour',
+    queue_name text default null
+)
+returns setof queue.stats_history
 language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
 begin
-    if list_jobs.lim is null or list_jobs.lim not between 1 and 10000 then
-        raise exception 'lim must be between 1 and 10000, got %', coalesce(list_jobs.lim::text, 'null')
-            using errcode = '22023';
-    elsif list_jobs.off is null or list_jobs.off < 0 then
-        raise exception 'off must be 0 or more, got %', coalesce(list_jobs.off::text, 'null') using errcode = '22023';
-    elsif list_jobs.payload_contains is not null and jsonb_typeof(list_jobs.payload_contains) <> 'object' then
-        raise exception 'payload_contains must be a JSON object, got %', jsonb_typeof(list_jobs.payload_contains)
-            using errcode = '22023';
+    if get_stats_history.since is null or get_stats_history.since <= interval '0' then
+        raise exception 'since must be a positive interval, got %', coalesce(get_stats_history.since::text, 'null')
+            using errcode = '22023', hint = 'For example since => ''6 hours''; snapshots are kept 7 days.';
     end if;
-    -- newest first by id (ids follow enqueue order): a merge of both primary keys, backwards
     return query
-    select a.*
-    from queue.all_jobs as a
-    where (list_jobs.status is null or a.status = list_jobs.status)
-        and (list_jobs.job_type is null or a.job_type = list_jobs.job_type)
-        and (list_jobs.queue_name is null or a.queue_name = list_jobs.queue_name)
-        and (list_jobs.priority is null or a.priority = list_jobs.priority)
-        and (list_jobs.created_after is null or a.created_at >= list_jobs.created_after)
-        and (list_jobs.created_before is null or a.created_at < list_jobs.created_before)
-        and (list_jobs.payload_contains is null or a.payload @> list_jobs.payload_contains)
-    order by a.id desc
-    limit list_jobs.lim
-    offset list_jobs.off;
+    select s.*
+    from queue.stats_history as s
+    where s.captured_at > now() - get_stats_history.since
+        and (get_stats_history.queue_name is null or s.queue_name = get_stats_history.queue_name)
+    order by s.captured_at, s.queue_name;
 end
 $$;
 
-comment on function queue.list_jobs(queue.job_status, text, text, int, timestamptz, timestamptz, jsonb, int, int) is
-'Lists live and finished jobs (queue.all_jobs), newest first, filtered by status, job type, queue, priority, created_at in [created_after, created_before), and payload containment (payload @> payload_contains); lim (1-10000) rows from offset off.';
+comment on function queue.get_stats_history(interval, text) is
+'Snapshots of queue.queue_stats taken in the last since (one row per queue per minute, written by pg_cron''s queue-stats), oldest first; one queue or all. Feeds the console''s throughput, failure-rate and wait charts.';
+
+-- discard_dead_jobs: deletes dead jobs for good; returns the ids it deleted.
+create or replace function queue.discard_dead_jobs(job_ids bigint[])
+returns setof bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    if discard_dead_jobs.job_ids is null or cardinality(discard_dead_jobs.job_ids) = 0 then
+        raise exception 'job_ids must hold at least one id, got %', coalesce(discard_dead_jobs.job_ids::text, 'null')
+            using errcode = '22023';
+    end if;
+    -- only the dead letter: a job retried (or discarded) meanwhile is skipped and left out of the result
+    return query
+    delete from queue.job_history as h
+    where h.id = any(discard_dead_jobs.job_ids) and h.status = 'dead'
+    returning h.id;
+end
+$$;
+
+comment on function queue.discard_dead_jobs(bigint[]) is
+'Deletes the given jobs from the dead letter for good and returns the ids deleted. Ids that are not dead jobs (retried meanwhile, never dead, unknown) are skipped, not errors, so a bulk discard from a stale page cannot touch anything else.';
 
 -- ---- sql/queue/90_security.sql ----
 -- Security, in one place: roles, grants, RLS policies and the end-user API schema.

@@ -91,11 +91,21 @@ def sleep(job: dict) -> dict[str, float]:
     return {"start": start}
 
 
+@handler("test.outlives_lease", timeout=30)
+def outlives_lease(job: dict) -> dict[str, float]:
+    """Sleeps payload.seconds under a 30 s timeout: longer than a short lease, so only
+    heartbeats keep it."""
+    time.sleep(job.get("seconds", 1))
+    return {"slept": job.get("seconds", 1)}
+
+
 @handler("test.write")
 def write(job: dict, ctx: JobContext) -> None:
-    """Writes one row in the completing transaction; attempt 1 hangs when asked to."""
+    """Writes one row in the completing transaction; attempt 1 hangs when asked to; sleeps
+    payload.seconds first when given (to keep attempts in flight)."""
     if job.get("hang_first") and ctx.attempt == 1:
         time.sleep(600)
+    time.sleep(job.get("seconds", 0))
     ctx.connection.execute(
         "insert into public.effects (job_id, attempt) values (%s, %s)", (ctx.id, ctx.attempt)
     )

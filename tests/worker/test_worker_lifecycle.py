@@ -98,15 +98,17 @@ def restartable() -> None:
         pg_ctl("-l", str(PGDATA.parent / "postgres.log"), "-w", "start")
 
 
-def test_worker_survives_a_database_restart_and_every_job_finishes(url, spawn, restartable) -> None:
+def test_worker_survives_a_database_restart_and_every_effect_lands_once(
+        url, spawn, restartable) -> None:
     w = spawn(url, "--concurrency", "4", "--lease-seconds", "3", "--heartbeat-interval", "0.5",
-              "--poll-interval", "0.5", "--job-types", "test.sleep,test.noop")
+              "--poll-interval", "0.5", "--job-types", "test.write,test.noop")
     ready(url, w)
+    # each job writes one row in the transaction that completes it, so a run whose completion
+    # was lost to the restart leaves no row: every job must end with exactly one
     ids = [r["id"] for r in sql(
-        url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.sleep',"
-             " 'payload', jsonb_build_object('seconds', 0.04, 'n', i),"
-             " 'backoff_base', '0 seconds')))"
-             " as id from generate_series(1, 120) as i")]
+        url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.write',"
+             " 'payload', jsonb_build_object('seconds', 0.03), 'backoff_base', '0 seconds')))"
+             " as id from generate_series(1, 150)")]
     wait_for(lambda: sql(url, "select count(*) as n from queue.job_history where id = any(%s)",
                          (ids,))[0]["n"] >= 20, 20, "first completions")
     restart = pg_ctl("-m", "fast", "-l", str(PGDATA.parent / "postgres.log"), "-w", "restart")
@@ -121,6 +123,12 @@ def test_worker_survives_a_database_restart_and_every_job_finishes(url, spawn, r
     wait_for(all_done, 60, f"all jobs completed\n{w.output()[-3000:]}", step=0.5)
     assert w.proc.poll() is None, "the worker must not exit"
     assert "retrying in" in w.output() or "database reachable again" in w.output()
+    effects = sql(url, "select e.job_id, e.attempt, h.attempt as final_attempt"
+                       " from public.effects as e join queue.job_history as h on h.id = e.job_id"
+                       " where e.job_id = any(%s)", (ids,))
+    per_job = Counter(e["job_id"] for e in effects)
+    assert set(per_job) == set(ids) and set(per_job.values()) == {1}, "each effect exactly once"
+    assert all(e["attempt"] == e["final_attempt"] for e in effects), "by the completing attempt"
 
 
 def test_two_workers_never_run_a_job_twice(url, spawn, tmp_path) -> None:
