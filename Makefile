@@ -108,7 +108,7 @@ test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml 
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
 bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
-	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(PY) scripts/bench.py
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
