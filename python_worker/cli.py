@@ -67,6 +67,10 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-mode", choices=["auto", "transaction", "session", "direct"],
                    help="how DATABASE_URL reaches Postgres (default auto)")
     p.add_argument("--listen-url", help="direct or session-mode URL for LISTEN")
+    p.add_argument("--isolation", choices=["thread", "process"],
+                   help="run sync handlers in threads (default) or in handler processes")
+    p.add_argument("--child-max-rss-mb", type=float,
+                   help="replace a handler process whose RSS is above this after a job")
     p.add_argument("--exit-when-stuck", action="store_true", default=None,
                    help="exit with status 3 once every handler thread is stuck past its timeout")
     p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
@@ -119,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     keys = [
         "handlers", "queues", "job_types", "concurrency", "threads", "batch_size",
-        "max_connections", "pool_mode", "listen_url", "exit_when_stuck", "poll_interval",
+        "max_connections", "pool_mode", "listen_url", "exit_when_stuck", "isolation",
+        "child_max_rss_mb", "poll_interval",
         "lease_seconds", "heartbeat_interval", "shutdown_grace", "max_rss_mb", "max_load",
         "metrics_port", "worker_id", "database_url", "log_json", "log_level",
     ]

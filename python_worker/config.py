@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # are free threads (a thread stuck past its timeout is not free)
     threads: int = Field(16, ge=1, le=1000)
     batch_size: int = Field(1000, ge=1, le=1000)
+    # sync handlers in threads, or each in a handler process that can be killed and replaced
+    isolation: Literal["thread", "process"] = "thread"
+    child_max_rss_mb: float | None = Field(None, gt=0)  # replace a handler process above this
     exit_when_stuck: bool = False  # exit (status 3) once every thread is stuck past its timeout
     poll_interval: float = Field(2.0, gt=0)
     lease_seconds: int | None = Field(None, ge=1)
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
     prepare_threshold: int | None = 0  # psycopg's; always None in transaction mode
 
     @field_validator("prepare_threshold", "lease_seconds", "max_rss_mb", "max_load",
-                     "metrics_port", "listen_url", mode="before")
+                     "metrics_port", "listen_url", "child_max_rss_mb", mode="before")
     @classmethod
     def _none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):

@@ -427,14 +427,43 @@ class SyncTransactions:
                     conn.rollback()
             except CONNECTION_ERRORS:
                 pass
-            self._get_pool().putconn(conn)
+            self._give_back(conn)
         return ok
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        self._get_pool().putconn(conn)
 
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
                 self._pool.close(timeout=2.0)
                 self._pool = None
+
+
+class ChildTransactions(SyncTransactions):
+    """``ctx.connection`` in a handler process (``--isolation process``): a connection opened
+    when the handler asks and closed with its transaction, holding one of the budget's
+    ``slots`` (a semaphore the worker's handler processes share) meanwhile."""
+
+    def __init__(self, url: str, prepare_threshold: int | None, slots: Any) -> None:
+        super().__init__(url, 1, prepare_threshold)
+        self.slots = slots
+
+    def begin(self, timeout: float) -> psycopg.Connection[Any]:
+        if not self.slots.acquire(timeout=timeout):
+            raise TimeoutError(f"no connection of the worker's budget came free in {timeout:g}s")
+        try:
+            kwargs = _conn_kwargs(self.prepare_threshold, "handlers") | {"autocommit": False}
+            return psycopg.connect(self.url, **kwargs)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.close()
+        finally:
+            self.slots.release()
 
 
 class Admin:

@@ -36,6 +36,7 @@ from .db import (
     SyncTransactions,
     detect_pool_mode,
 )
+from .isolation import ChildJob, HandlerProcesses, handler_modules
 from .outcomes import Completed, CompletedInTransaction, Failed, Outcome
 from .registry import Handler, Registry
 from .registry import registry as default_registry
@@ -207,6 +208,12 @@ class Worker:
         self.db = Database(self.s.database_url, self.budget, prepare_threshold=prepare,
                            async_claim_commit=self.s.async_claim_commit)
         self.sync_tx = SyncTransactions(self.s.database_url, self.budget.sync_handlers, prepare)
+        self.children: HandlerProcesses | None = None
+        if self.s.isolation == "process":
+            sync = [h.func for h in self.registry.all() if not h.is_async]
+            self.children = HandlerProcesses(
+                self.threads, handler_modules(sync), self.s.database_url, prepare,
+                self.budget.sync_handlers, self.s.child_max_rss_mb)
         return True
 
     def request_stop(self, sig: int | None = None) -> None:
@@ -237,7 +244,9 @@ class Worker:
     def connections(self) -> int:
         """Connections this worker holds now, LISTEN included."""
         listening = self.listener is not None and self.listener.conn is not None
-        return self.db.open_connections() + self.sync_tx.open_connections() + int(listening)
+        children = self.children.open_connections() if self.children is not None else 0
+        return (self.db.open_connections() + self.sync_tx.open_connections() + children
+                + int(listening))
 
     def _session(self) -> dict[str, Any]:
         """What the heartbeat stores in this worker's ``queue.worker_sessions`` row."""
@@ -323,6 +332,8 @@ class Worker:
         await self.listener_close()
         await self.db.close()
         self.sync_tx.close()
+        if self.children is not None:
+            await asyncio.to_thread(self.children.close)
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info(
             "worker %s stopped: %d completed, %d failed (%d dead)", self.worker_id,
@@ -507,11 +518,16 @@ class Worker:
             if h.is_async:
                 r.task = loop.create_task(self._run_async(r, h, job.payload, ctx))
             else:
-                # the timeout runs from when a thread takes the job (see _in_thread)
+                # the timeout runs from when a thread takes the job (see _in_thread); in a
+                # handler process, the thread enforces it by killing the process
                 r.sync = True
                 r.deadline = math.inf
                 self.sync_running += 1
-                fut = loop.run_in_executor(self.executor, self._in_thread, r, h, job.payload, ctx)
+                if self.children is not None:
+                    fut = loop.run_in_executor(self.executor, self._in_child, r, job)
+                else:
+                    fut = loop.run_in_executor(
+                        self.executor, self._in_thread, r, h, job.payload, ctx)
                 r.task = fut
                 fut.add_done_callback(functools.partial(self._sync_done, r))
         for m, n in started.items():
@@ -521,6 +537,13 @@ class Worker:
     def _in_thread(self, r: Running, h: Handler, raw: Any, ctx: JobContext | None) -> Outcome:
         r.deadline = time.monotonic() + r.timeout
         return execution.run_sync(h, raw, ctx, self.sync_tx)
+
+    def _in_child(self, r: Running, job: ClaimedJob) -> Outcome:
+        assert self.children is not None
+        child_job = ChildJob(job.id, job.job_type, job.queue_name, job.attempt,
+                             job.max_attempts, self.worker_id, job.lease_seconds, job.payload)
+        return self.children.run(child_job, r.timeout,
+                                 lambda p: self._progress_threadsafe(r.id, p))
 
     def _context(self, r: Running, job: ClaimedJob, h: Handler) -> JobContext:
         return JobContext(

@@ -141,3 +141,19 @@ def hold(job: dict, ctx: JobContext) -> None:
     """Holds its completing transaction open for payload.seconds (connection budget tests)."""
     ctx.connection.execute("select 1")
     time.sleep(job.get("seconds", 0.2))
+
+
+_leaked: list[bytes] = []
+
+
+@handler("test.exit")
+def exit_now(job: dict) -> None:
+    """Ends its process at once, as a crashing extension or a stray os._exit would."""
+    os._exit(job.get("status", 3))
+
+
+@handler("test.leak")
+def leak(job: dict) -> dict[str, int]:
+    """Keeps payload.mb MB for good; returns the pid of the process it ran in."""
+    _leaked.append(b"x" * (job.get("mb", 1) * 2**20))
+    return {"pid": os.getpid()}
