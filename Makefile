@@ -19,8 +19,9 @@ WORKER_ARGS ?=
 HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
-	queue-dead-letter demo dashboard dashboard-screenshots test test-sql test-py test-mutations lint \
-	check-functions bench clean
+	queue-dead-letter demo demo-large dashboard dashboard-screenshots receipts-ingest receipts-import \
+	receipts-review receipts-confirm receipts-reject receipts-correct receipts-report test test-sql \
+	test-py test-mutations lint check-functions bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -87,9 +88,36 @@ dashboard: deps migrate ## the operator's console on http://127.0.0.1:8400 (toke
 dashboard-screenshots: deps migrate ## every console page in Chromium: out/screenshots/*.png, and docs/console.png for the README
 	DATABASE_URL="$(DB_URL)" $(PY) tests/dashboard/screenshots.py
 
+# the receipts CLI on your own data (python -m python_worker.receipts COMMAND; see README)
+RECEIPTS = DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts
+
+receipts-ingest: migrate $(STAMP)/venv ## enqueue your mail: MAIL=folder-of-eml|file.mbox, or IMAP=1 [FOLDER=INBOX SINCE=2026-04-01]; ARGS=--process runs it
+	$(RECEIPTS) ingest $(if $(IMAP),--imap --folder "$(or $(FOLDER),INBOX)" $(if $(SINCE),--since $(SINCE)),"$(MAIL)") $(ARGS)
+
+receipts-import: migrate $(STAMP)/venv ## load a bank/card CSV: CSV=file PROFILE=generic|bank-jp|card-jp|profile.json [ACCOUNT=name] [ARGS=column flags]
+	$(RECEIPTS) import-transactions "$(CSV)" --profile "$(or $(PROFILE),generic)" $(if $(ACCOUNT),--account "$(ACCOUNT)") $(ARGS)
+
+receipts-review: migrate $(STAMP)/venv ## list receipts and suggested matches that need a decision
+	$(RECEIPTS) review
+
+receipts-confirm: migrate $(STAMP)/venv ## confirm a suggested match: MATCH=id (its bank text becomes a vendor alias)
+	$(RECEIPTS) confirm $(MATCH)
+
+receipts-reject: migrate $(STAMP)/venv ## reject a match: MATCH=id (never proposed again)
+	$(RECEIPTS) reject $(MATCH)
+
+receipts-correct: migrate $(STAMP)/venv ## correct a receipt: RECEIPT=id ARGS='--vendor X --date 2026-04-03 --total 1100'
+	$(RECEIPTS) correct $(RECEIPT) $(ARGS)
+
+receipts-report: migrate $(STAMP)/venv ## a month's report (CSV, HTML, PDF): MONTH=2026-04
+	$(RECEIPTS) report $(MONTH)
+
+demo-large: deps migrate ## the pipeline on 200 generated mails (N=200 SEED=7) as a new user: accuracy by field and kind, matches
+	DATABASE_URL="$(DB_URL)" $(PY) -m python_worker.receipts.demo --large $(or $(N),200) --seed $(or $(SEED),7) --fresh
+
 lint: $(STAMP)/venv ## sqlfluff over sql/, migrations and tests; ruff and the import contracts over Python
 	$(VENV)/bin/sqlfluff lint sql supabase
-	$(VENV)/bin/ruff check python_worker tests scripts
+	$(VENV)/bin/ruff check python_worker tests scripts examples
 	$(VENV)/bin/lint-imports
 
 check-functions: migrate ## plpgsql_check over every function in queue

@@ -11,6 +11,7 @@ Same output bytes on every run: fixed seeds, fixed dates (April 2026), fixed MIM
 
 from __future__ import annotations
 
+import argparse
 import base64
 import csv
 import io
@@ -19,6 +20,8 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -330,6 +333,8 @@ def build(out: Path) -> dict[str, object]:
                          "description"])
         writer.writerows(transactions)
 
+    write_exports(out, transactions)
+
     def receipt(rid: str, eml: str, kind: str, vendor: str | None, day: str | None,
                 total: int | None, tax: dict[str, dict[str, int]], reg: str | None,
                 match: dict[str, object], **extra: object) -> dict[str, object]:
@@ -380,9 +385,322 @@ def build(out: Path) -> dict[str, object]:
     return truth
 
 
+ZEN = str.maketrans("0123456789,", "０１２３４５６７８９，")
+
+
+def write_exports(out: Path, transactions: list[tuple[str, str, str, str, int, str]]) -> None:
+    """The same lines as two Japanese exports, without ids: `bank-jp.csv` (cp932, a preamble,
+    お引出し/お預入れ columns, a salary credit) and `card-jp.csv` (UTF-8 with BOM, 2026年4月4日
+    dates, full-width ￥ amounts, a refund)."""
+    bank = [t for t in transactions if t[2] == "bank"]
+    rows = [["口座番号", "普通 1234567"], ["照会期間", "2026/04/01～2026/04/30"], [],
+            ["取引日", "摘要", "メモ", "お引出し", "お預入れ", "残高"]]
+    balance = 1_000_000
+    lines = [(d, desc, amount, 0) for _, _, _, d, amount, desc in bank]
+    lines.append(("2026-04-24", "ｷﾕｳﾖ ｶ)ｷﾕｳﾄﾚ-ﾃﾞｲﾝｸﾞ", 0, 300_000))
+    for day, desc, out_yen, in_yen in sorted(lines):
+        balance += in_yen - out_yen
+        rows.append([day.replace("-", "/"), desc, "", f"{out_yen:,}" if out_yen else "",
+                     f"{in_yen:,}" if in_yen else "", f"{balance:,}"])
+    with (out / "bank-jp.csv").open("w", encoding="cp932", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
+    card = [t for t in transactions if t[2] == "card"]
+    rows = [["ご利用日", "ご利用店名・商品名", "ご利用者", "支払区分", "ご利用金額", "備考"]]
+    for _, _, _, day, amount, desc in card:
+        y, m, d = (int(x) for x in day.split("-"))
+        rows.append([f"{y}年{m}月{d}日", desc, "本人", "１回払い",
+                     f"￥{amount:,}".translate(ZEN), ""])
+    rows.append(["2026年4月26日", "ﾌﾞﾂｸｽﾄｱ ﾍﾝﾋﾟﾝ", "本人", "１回払い", "-1,100", "返品"])
+    with (out / "card-jp.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
+
+
+# --- the large set: seeded variations of every failure class ----------------------------
+
+@dataclass(frozen=True)
+class Vendor:
+    name: str  # the issuer as printed (the truth)
+    kana: str  # reading, full-width katakana (bank lines are its half-width form)
+    romaji: str  # card descriptor
+    domain: str
+    kind: str  # till | taxi | parking | invoice_jp | invoice_en | html
+    legal: str = "ｶ)"  # the 全銀 legal-form mark on bank lines
+
+
+VENDORS = [
+    Vendor("株式会社髙島ストア", "タカシマストア", "TAKASHIMA STORE", "takashima-store.example.jp",
+           "till"),
+    Vendor("株式会社さくら珈琲", "サクラコーヒー", "SAKURA COFFEE", "sakura-coffee.example.jp",
+           "till"),
+    Vendor("株式会社ひかりドラッグ", "ヒカリドラッグ", "HIKARI DRUG", "hikari-drug.example.jp",
+           "till"),
+    Vendor("株式会社こだま書店", "コダマショテン", "KODAMA SHOTEN", "kodama-books.example.jp",
+           "till"),
+    Vendor("株式会社マルサン", "マルサン", "MARUSAN SHOKUHIN", "marusan.example.jp", "till"),
+    Vendor("日本交通タクシー株式会社", "ニホンコウツウタクシー", "NIHON KOTSU TAXI",
+           "nihon-kotsu.example.jp", "taxi"),
+    Vendor("株式会社東都ハイヤー", "トウトハイヤー", "TOTO HIRE", "toto-hire.example.jp", "taxi"),
+    Vendor("有限会社みどり駐車場", "ミドリチュウシャジョウ", "MIDORI PARKING",
+           "midori-parking.example.jp", "parking", "ﾕ)"),
+    Vendor("株式会社北斗パーキング", "ホクトパーキング", "HOKUTO PARKING",
+           "hokuto-parking.example.jp", "parking"),
+    Vendor("株式会社テックサービス", "テックサービス", "TECH SERVICE", "tech-service.example.jp",
+           "invoice_jp"),
+    Vendor("合同会社デザインラボ", "デザインラボ", "DESIGN LAB", "designlab.example.jp",
+           "invoice_jp", "ﾄﾞ)"),
+    Vendor("株式会社青葉システム", "アオバシステム", "AOBA SYSTEM", "aoba-sys.example.jp",
+           "invoice_jp"),
+    Vendor("Example Cloud Inc.", "エグザンプルクラウド", "EXAMPLE CLOUD", "cloud.example.com",
+           "invoice_en"),
+    Vendor("Nimbus Software K.K.", "ニンバスソフトウエア", "NIMBUS SOFTWARE",
+           "nimbus-soft.example.com", "invoice_en"),
+    Vendor("Bluefin Analytics Inc.", "ブルーフィンアナリティクス", "BLUEFIN ANALYTICS",
+           "bluefin.example.com", "invoice_en"),
+    Vendor("株式会社ブックストア", "ブックストア", "BOOKSTORE ONLINE", "bookstore.example.jp",
+           "html"),
+    Vendor("株式会社オフィスサプライ", "オフィスサプライ", "OFFICE SUPPLY",
+           "office-supply.example.jp", "html"),
+]
+CUSTOMERS = ["合同会社サンプル商事", "株式会社キュウ・トレーディング", "山本 太郎"]
+CUSTOMERS_EN = ["Kyu Trading LLC", "Sample Shoji G.K."]
+ITEMS = {"till": [("コーヒー豆", 8), ("マグカップ", 10), ("牛乳", 8), ("洗剤", 10), ("文庫本", 10),
+                  ("サンドイッチ", 8), ("目薬", 10), ("お茶", 8), ("ノート", 10)],
+         "html": [("書籍「はじめての簿記」", 10), ("トナーカートリッジ", 10), ("コピー用紙", 10)],
+         "invoice_jp": [("システム保守費", 10), ("デザイン制作費", 10), ("サーバー監視", 10)],
+         "invoice_en": [("Cloud hosting", 10), ("Team plan (monthly)", 10),
+                        ("Analytics seats", 10)]}
+
+
+def half_kana(text: str) -> str:
+    import jaconv
+
+    return jaconv.z2h(text.translate(str.maketrans("ァィゥェォッャュョー", "アイウエオツヤユヨ-")),
+                      kana=True, ascii=False, digit=False)
+
+
+def yen_s(v: int) -> str:
+    return f"¥{v:,}"
+
+
+def jp_date(day: date, rng: random.Random) -> str:
+    style = rng.randrange(4)
+    if style == 0:
+        return f"{day.year}年{day.month}月{day.day}日"
+    if style == 1:
+        return f"{day.year}/{day.month:02d}/{day.day:02d}"
+    if style == 2:
+        return f"令和{day.year - 2018}年{day.month}月{day.day}日"
+    return f"R{day.year - 2018}.{day.month}.{day.day}"
+
+
+def en_date(day: date, rng: random.Random) -> str:
+    months = ["January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December"]
+    return (f"{months[day.month - 1]} {day.day}, {day.year}" if rng.random() < 0.6
+            else f"{day.year}-{day.month:02d}-{day.day:02d}")
+
+
+def inclusive_tax(gross: int, rate: int) -> int:
+    return gross * rate // (100 + rate)
+
+
+def large_document(v: Vendor, rng: random.Random, day: date, reg: str
+                   ) -> tuple[list[str], int, dict[str, dict[str, int]], date | None]:
+    """(lines, total, truth tax bands, due date) of one receipt of vendor `v`."""
+    tax: dict[str, dict[str, int]] = {}
+    due = None
+    if v.kind in ("till", "html"):
+        items = rng.sample(ITEMS[v.kind], rng.randint(1, 3))
+        priced = [(n, r, rng.randrange(100, 3000, 10)) for n, r in items]
+        gross = {r: sum(p for _, rr, p in priced if rr == r) for r in (8, 10)}
+        total = sum(gross.values())
+        for r in (10, 8):
+            if gross[r]:
+                t = inclusive_tax(gross[r], r)
+                tax[str(r)] = {"net": gross[r] - t, "tax": t}
+        if v.kind == "html":
+            lines = [f"販売元: {v.name}", f"注文日: {jp_date(day, rng)}"]
+            lines += [f"{n} ￥{p:,}" for n, _, p in priced]
+            lines += [f"合計（税込） ￥{total:,}"]
+            lines += [f"({r}%対象 ￥{gross[r]:,} 内消費税 ￥{inclusive_tax(gross[r], r):,})"
+                      for r in (10, 8) if gross[r]]
+            return [*lines, f"登録番号 {reg}"], total, tax, None
+        lines = (["領収書"] if rng.random() < 0.5 else []) + [
+            v.name, "東京都中央区日本橋1-2-3", f"TEL 03-{rng.randrange(1000, 9999)}-5678",
+            f"登録番号 {reg}",
+            jp_date(day, rng) + f" {rng.randrange(8, 22)}:{rng.randrange(60):02d}"]
+        lines += [f"{n}{' ※' if r == 8 else ''}    {yen_s(p)}" for n, r, p in priced]
+        lines.append(f"小計    {yen_s(total)}")
+        for r in (8, 10):
+            if gross[r]:
+                band_tax = yen_s(inclusive_tax(gross[r], r))
+                lines.append(f"{r}%対象 {yen_s(gross[r])} (内消費税 {band_tax})")
+        paid = -(-total // 1000) * 1000
+        lines += [f"合計    {yen_s(total)}", f"お預り    {yen_s(paid)}",
+                  f"お釣り    {yen_s(paid - total)}"]
+        return lines, total, tax, None
+    if v.kind in ("taxi", "parking"):
+        total = rng.randrange(500, 6000, 10) if v.kind == "taxi" else rng.randrange(300, 2400, 100)
+        t = inclusive_tax(total, 10)
+        tax["10"] = {"net": total - t, "tax": t}
+        head = ["領収書"] + ([f"{rng.choice(CUSTOMERS)} 様"] if rng.random() < 0.5 else [])
+        if v.kind == "taxi":
+            body = [f"乗車料金    {yen_s(total)}"]
+        else:
+            body = [f"入庫 {day.month}/{day.day} 09:{rng.randrange(10, 59)}",
+                    f"出庫 {day.month}/{day.day} 1{rng.randrange(0, 9)}:05",
+                    f"駐車料金    {yen_s(total)}"]
+        lines = [*head, v.name, jp_date(day, rng), *body, f"合計    {yen_s(total)}",
+                 f"(10%対象 {yen_s(total)} 内消費税 {yen_s(t)})", f"登録番号 {reg}"]
+        return lines, total, tax, None
+    if v.kind == "invoice_jp":
+        items = rng.sample(ITEMS[v.kind], rng.randint(1, 2))
+        priced = [(n, rng.randrange(10, 200) * 1000) for n, _ in items]
+        net = sum(p for _, p in priced)
+        t = net * 10 // 100
+        total = net + t
+        tax["10"] = {"net": net, "tax": t}
+        due = (day.replace(day=28) + timedelta(days=rng.randrange(8, 12)))
+        lines = ["請求書", f"{rng.choice(CUSTOMERS[:2])} 御中", v.name,
+                 f"発行日 {jp_date(day, rng)}"]
+        lines += [f"{n}    {yen_s(p)}" for n, p in priced]
+        lines += [f"小計    {yen_s(net)}", f"消費税(10%)    {yen_s(t)}",
+                  f"ご請求金額    {yen_s(total)}", f"登録番号 {reg}",
+                  f"お支払期限 {due.year}年{due.month}月{due.day}日"]
+        return lines, total, tax, due
+    # invoice_en: the failure classes of English SaaS receipts
+    net = rng.randrange(10, 300) * 100
+    style = rng.randrange(5)
+    if style in (0, 1, 4):  # exclusive
+        t = net * 10 // 100
+        total = net + t
+    else:  # inclusive: the price already holds the tax
+        total = net
+        t = inclusive_tax(total, 10)
+        net = total - t
+    tax["10"] = {"net": net, "tax": t}
+    heading = rng.choice(["INVOICE", f"Receipt from {v.name}", "Tax Invoice", "RECEIPT"])
+    bill = rng.choice(["Billed to", "Bill to"])
+    customer = rng.choice(CUSTOMERS_EN)
+    issuer_first = rng.random() < 0.5
+    head = [heading]
+    issuer = [v.name, "1-2-3 Shibuya, Tokyo"]
+    billed = [f"{bill}:", customer, "Chiyoda-ku, Tokyo"]
+    head += (issuer + billed) if issuer_first else (billed + issuer)
+    head += [f"Invoice No. INV-{rng.randrange(10000, 99999)}", f"Date: {en_date(day, rng)}"]
+    item = rng.choice(ITEMS["invoice_en"])[0]
+    if style == 0:
+        body = [f"{item}    ¥{net:,}", f"JCT (10% on ¥{net:,}) ¥{t:,}", f"Total ¥{total:,}"]
+    elif style == 1:
+        body = [f"{item}    ¥{net:,}", f"JCT - Japan (10%) ¥{t:,}", f"Amount due ¥{total:,}"]
+    elif style == 2:
+        body = [f"{item}    ¥{total:,}", f"Total ¥{total:,}", f"of which JCT 10% ¥{t:,}"]
+    elif style == 3:
+        body = [f"{item}    ¥{total:,}", f"Total ¥{total:,} (incl. tax 10% ¥{t:,})"]
+    else:
+        body = [f"{item}    JPY {net:,}", f"Consumption tax (10%) ¥{t:,}",
+                f"Total (tax incl.) ¥{total:,}"]
+    return [*head, *body, f"Registration No. {reg}"], total, tax, None
+
+
+def build_large(out: Path, count: int, seed: int) -> dict[str, object]:
+    """`count` mails from `seed`: every document kind and failure class, card and bank lines
+    (card in romaji or half-width kana; invoices paid by transfer near the due date, weeks
+    after issue), distractors and ties, as bank-jp.csv / card-jp.csv, and truth.json."""
+    rng = random.Random(seed)
+    maildir = out / "mail"
+    maildir.mkdir(parents=True, exist_ok=True)
+    for old in maildir.glob("*.eml"):
+        old.unlink()
+    regs = {v.name: t_number(f"{rng.randrange(10**11, 10**12):012d}") for v in VENDORS}
+    txns: list[tuple[str, str, str, str, int, str]] = []
+    truth_rows = []
+    start = date(2026, 4, 1)
+    for i in range(count):
+        v = rng.choice(VENDORS)
+        day = start + timedelta(days=rng.randrange(0, 58))
+        lines, total, tax, due = large_document(v, rng, day, regs[v.name])
+        if v.kind == "html":
+            kind = "html"
+        elif v.kind in ("invoice_jp", "invoice_en"):
+            kind = rng.choice(["pdf_text", "pdf_text", "pdf_scan"])
+        elif v.kind in ("till", "taxi", "parking"):
+            kind = rng.choice(["photo", "photo", "pdf_scan", "png", "pdf_text"])
+        name = f"{i:03d}_{v.kind}_{kind}"
+        charset = rng.choice(["iso-2022-jp", "shift_jis", "utf-8"]) if not v.kind.endswith(
+            "_en") else "utf-8"
+        own = kind in ("photo", "png") and rng.random() < 0.7
+        sender, sender_name = (("me@example.com", "自分") if own else
+                               (f"billing@{v.domain}", v.name))
+        part: Part
+        if kind == "html":
+            body = "<html><body><h2>ご注文の確認</h2><table>" + "".join(
+                f"<tr><td>{line}</td></tr>" for line in lines) + "</table></body></html>"
+            parts = [text_part(body, charset, "html")]
+        else:
+            if kind == "pdf_text":
+                part = Part("application/pdf", render_pdf_text(lines, rng.choice([80, 110, 140])),
+                            f"receipt_{i:03d}.pdf")
+            elif kind == "pdf_scan":
+                image = render_image(lines, seed + i, rotate=rng.uniform(-1.0, 1.0),
+                                     size=rng.choice([28, 32, 36]))
+                part = Part("application/pdf", to_bytes(image, "PDF"), f"scan_{i:03d}.pdf")
+            else:
+                image = render_image(lines, seed + i, rotate=rng.uniform(-1.5, 1.5),
+                                     size=rng.choice([30, 34, 40]), noise=rng.randrange(200, 900))
+                if kind == "photo":
+                    buffer = io.BytesIO()
+                    image.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7))).save(
+                        buffer, "JPEG", quality=rng.randrange(55, 90))
+                    part = Part("image/jpeg", buffer.getvalue(), f"IMG_{i:04d}.jpg")
+                else:
+                    part = Part("image/png", to_bytes(image, "PNG"), f"scan_{i:03d}.png")
+            parts = [text_part("領収書を送付します。\r\n", charset), part]
+        stamp = datetime(day.year, day.month, day.day, 20, 0, tzinfo=timezone(timedelta(hours=9)))
+        mail = Mail(name, sender, sender_name, f"領収書 {v.name}", format_datetime(stamp), charset,
+                    parts)
+        (maildir / f"{name}.eml").write_bytes(mail.raw())
+        expected: dict[str, object] = {"status": "unmatched", "transaction": None}
+        if rng.random() < 0.85:  # most receipts were paid from an imported account
+            if v.kind == "invoice_jp":
+                paid = due - timedelta(days=rng.randrange(0, 3)) if due else day
+                desc = "ﾌﾘｺﾐ " + v.legal + half_kana(v.kana)
+                line = ("bank", paid.isoformat(), total, desc)
+            else:
+                paid = day + timedelta(days=rng.randrange(0, 3))
+                desc = v.romaji if rng.random() < 0.5 else half_kana(v.kana)
+                line = ("card", paid.isoformat(), total, desc)
+            txns.append(("large", f"L-{i:03d}", line[0], line[1], line[2], line[3]))
+            expected = {"status": "auto", "transaction": {"date": line[1], "amount": total,
+                                                           "description": line[3]}}
+        truth_rows.append({"id": f"r{i:03d}", "eml": f"{name}.eml", "kind": kind,
+                           "document": v.kind, "vendor": v.name, "date": day.isoformat(),
+                           "total": total, "tax": tax, "registration_number": regs[v.name],
+                           "due_date": due.isoformat() if due else None,
+                           "expected_match": expected})
+    for j in range(count // 5):  # lines of other shops, some of the same amounts far away
+        twin = rng.choice(truth_rows)
+        far = date.fromisoformat(twin["date"]) + timedelta(days=rng.choice([-20, 15, 70]))
+        amount = twin["total"] if rng.random() < 0.5 else rng.randrange(200, 90000, 10)
+        txns.append(("large", f"D-{j:03d}", rng.choice(["card", "bank"]), far.isoformat(),
+                     amount, rng.choice(["ｱﾏｿﾞﾝ ｼﾞﾔﾊﾟﾝ", "ETC ﾘﾖｳ", "DENKI", "ｺﾝﾋﾞﾆ"])))
+    write_exports(out, sorted(txns, key=lambda t: (t[3], t[1])))
+    truth = {"generator": f"scripts/make_samples.py --large {count} --seed {seed}",
+             "aliases": {}, "receipts": truth_rows}
+    (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1) + "\n",
+                                    encoding="utf-8")
+    return truth
+
+
 def main(argv: list[str]) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else Path("out/samples")
-    truth = build(out)
+    p = argparse.ArgumentParser(description="sample mail, statements and truth")
+    p.add_argument("out", nargs="?", type=Path, default=Path("out/samples"))
+    p.add_argument("--large", type=int, metavar="N", help="N seeded mails of every class")
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args(argv[1:])
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    truth = build_large(out, args.large, args.seed) if args.large else build(out)
     receipts = truth["receipts"]
     assert isinstance(receipts, list)
     print(f"wrote {len(receipts)} mails, transactions.csv and truth.json to {out}")

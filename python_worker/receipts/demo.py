@@ -45,8 +45,9 @@ def say(text: str = "") -> None:
 
 # --- setup --------------------------------------------------------------------------------
 
-def generate_samples(out: Path) -> dict[str, Any]:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(out)],
+def generate_samples(out: Path, large: int | None = None, seed: int = 7) -> dict[str, Any]:
+    extra = ["--large", str(large), "--seed", str(seed)] if large else []
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(out), *extra],
                    check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "truth.json").read_text(encoding="utf-8"))
 
@@ -260,11 +261,26 @@ def print_summary(conn: psycopg.Connection[Any], truth: dict[str, Any],
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m python_worker.receipts.demo",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--samples", type=Path, default=Path("out/samples"))
+    p.add_argument("--samples", type=Path, default=None,
+                   help="default out/samples (out/samples-large with --large)")
+    p.add_argument("--large", type=int, metavar="N",
+                   help="N generated mails of every failure class, as a new user with no aliases;"
+                        " prints accuracy by field and kind of document")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fresh", action="store_true", help="--large: forget the earlier run first")
+    p.add_argument("--verbose", action="store_true", help="--large: each receipt that differs")
+    p.add_argument("--reparse", action="store_true",
+                   help="--large: re-read the stored text with the current code (no OCR, no DB"
+                        " writes)")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--log", type=Path, default=Path("out/demo-worker.log"),
                    help="where the worker's log goes")
     args = p.parse_args(argv)
+    if args.large:
+        from .demo_large import run_large
+
+        return run_large(args)
+    args.samples = args.samples or Path("out/samples")
     started = time.monotonic()
     settings = get_settings()
     owner = settings.owner_id

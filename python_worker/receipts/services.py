@@ -23,6 +23,21 @@ FREEE_SERVICE = "freee"
 CREDENTIALS_CODE = "credentials"
 
 
+def supabase_client(settings: ReceiptSettings | None = None, http_client: Any = None) -> Any:
+    """supabase-py's client with the service key (KYU_SUPABASE_URL, KYU_SUPABASE_SERVICE_KEY):
+    the design names the supabase package; Storage is reached as ``client.storage``.
+    ``http_client`` (an httpx.Client) is for tests and proxies."""
+    from supabase import ClientOptions, create_client  # noqa: PLC0415 - only when configured
+
+    s = settings or get_settings()
+    if not (s.supabase_url and s.supabase_service_key):
+        raise PermanentError(
+            "KYU_STORAGE=supabase needs KYU_SUPABASE_URL and KYU_SUPABASE_SERVICE_KEY")
+    options = ClientOptions(auto_refresh_token=False, persist_session=False,
+                            **({"httpx_client": http_client} if http_client else {}))
+    return create_client(s.supabase_url, s.supabase_service_key, options=options)
+
+
 def build_storage(settings: ReceiptSettings | None = None) -> Storage:
     """The configured storage adapter (KYU_STORAGE)."""
     s = settings or get_settings()
@@ -41,18 +56,9 @@ def build_storage(settings: ReceiptSettings | None = None) -> Storage:
         service = build("drive", "v3", credentials=creds, cache_discovery=False)
         return DriveStorage(service, s.drive_root_folder_id, drive_id=s.drive_id)
     if s.storage == "supabase":
-        from storage3 import SyncStorageClient  # noqa: PLC0415
-
         from .adapters.storage import SupabaseStorage  # noqa: PLC0415
 
-        if not (s.supabase_url and s.supabase_service_key):
-            raise PermanentError(
-                "KYU_STORAGE=supabase needs KYU_SUPABASE_URL and KYU_SUPABASE_SERVICE_KEY")
-        client = SyncStorageClient(
-            f"{s.supabase_url.rstrip('/')}/storage/v1",
-            {"apikey": s.supabase_service_key, "Authorization": f"Bearer {s.supabase_service_key}"},
-        )
-        return SupabaseStorage(client.from_(s.supabase_bucket))
+        return SupabaseStorage(supabase_client(s).storage.from_(s.supabase_bucket))
     return LocalStorage(s.files_dir)
 
 

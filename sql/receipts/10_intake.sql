@@ -10,6 +10,7 @@ create table receipts.email_messages (
     raw_sha256 text not null,
     raw_key text,
     from_addr text,
+    from_name text,
     subject text,
     sent_at timestamptz,
     receipt_count int not null default 0,
@@ -24,6 +25,7 @@ create table receipts.email_messages (
 
 comment on table receipts.email_messages is
 'One row per message read from a mail source. source_key identifies it in the source (the .eml path, account/mailbox/UIDVALIDITY/UID, or the Gmail id); raw_sha256 catches the same bytes under another key.';
+comment on column receipts.email_messages.from_name is 'The display name of From: (decoded), e.g. 株式会社髙島ストア: a cross-check of the vendor read from the receipt.';
 comment on column receipts.email_messages.raw_key is 'Storage key of the raw message bytes (kept for 電子帳簿保存法).';
 comment on column receipts.email_messages.receipt_count is 'How many receipt files the message carried (0 is not an error).';
 

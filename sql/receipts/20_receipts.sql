@@ -12,6 +12,7 @@ create table receipts.receipts (
     engine_version text,
     vendor text,
     issue_date date,
+    due_date date,
     total_yen bigint,
     tax jsonb not null default '{}',
     registration_number text,
@@ -39,6 +40,7 @@ comment on column receipts.receipts.text_source is 'Where the text came from: pd
 comment on column receipts.receipts.confidence is 'Mean OCR word confidence (0-1); 1 for a text layer.';
 comment on column receipts.receipts.tax is 'Tax by rate: {"10": {"base": 1000, "tax": 100}, "8": {...}}; base is tax-included when the receipt says so.';
 comment on column receipts.receipts.email_message_id is 'The message that brought the file. When several did, the first sent owns it: the earliest Date: header, then Message-ID, then source and key, whichever intake ran first.';
+comment on column receipts.receipts.due_date is 'The payment due date printed on an invoice (お支払期限, Due date), when there is one: a bank transfer that pays the invoice is looked for around it, not around the issue date.';
 comment on column receipts.receipts.registration_valid is 'Whether the T-number''s check digit (法人番号) holds; false sends the receipt to review.';
 
 create index receipts_owner_issue_date_idx on receipts.receipts (owner_id, issue_date);

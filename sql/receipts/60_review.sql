@@ -113,6 +113,17 @@ begin
             using errcode = '22023';
     end if;
 
+    -- a corrected vendor teaches an alias: the text read from this receipt names the vendor
+    -- a human gave, so the next receipt that prints the same text is read as that vendor
+    if v_receipt.vendor is not null and review_receipt.vendor is not null
+        and btrim(v_receipt.vendor) <> '' and btrim(review_receipt.vendor) <> ''
+        and btrim(v_receipt.vendor) <> btrim(review_receipt.vendor) then
+        insert into receipts.vendor_aliases as a (owner_id, alias, vendor)
+        values (v_receipt.owner_id, btrim(v_receipt.vendor), btrim(review_receipt.vendor))
+        on conflict on constraint vendor_aliases_alias_once do update
+        set vendor = excluded.vendor, learned_from_match_id = null;
+    end if;
+
     update receipts.receipts as r
     set vendor = coalesce(review_receipt.vendor, r.vendor),
         issue_date = review_receipt.issue_date,
@@ -136,4 +147,4 @@ end
 $$;
 
 comment on function receipts.review_receipt(bigint, text, date, bigint, text) is
-'A human confirms a receipt''s fields (status confirmed; later OCR runs leave it alone) and the pipeline continues: match_transaction is enqueued for it.';
+'A human confirms a receipt''s fields (status confirmed; later OCR runs leave it alone) and the pipeline continues: match_transaction is enqueued for it. A corrected vendor is kept as a vendor alias (the text that was read → the vendor given).';

@@ -22,6 +22,7 @@ create table receipts.email_messages (
     raw_sha256 text not null,
     raw_key text,
     from_addr text,
+    from_name text,
     subject text,
     sent_at timestamptz,
     receipt_count int not null default 0,
@@ -36,6 +37,7 @@ create table receipts.email_messages (
 
 comment on table receipts.email_messages is
 'One row per message read from a mail source. source_key identifies it in the source (the .eml path, account/mailbox/UIDVALIDITY/UID, or the Gmail id); raw_sha256 catches the same bytes under another key.';
+comment on column receipts.email_messages.from_name is 'The display name of From: (decoded), e.g. 株式会社髙島ストア: a cross-check of the vendor read from the receipt.';
 comment on column receipts.email_messages.raw_key is 'Storage key of the raw message bytes (kept for 電子帳簿保存法).';
 comment on column receipts.email_messages.receipt_count is 'How many receipt files the message carried (0 is not an error).';
 
@@ -79,6 +81,7 @@ create table receipts.receipts (
     engine_version text,
     vendor text,
     issue_date date,
+    due_date date,
     total_yen bigint,
     tax jsonb not null default '{}',
     registration_number text,
@@ -106,6 +109,7 @@ comment on column receipts.receipts.text_source is 'Where the text came from: pd
 comment on column receipts.receipts.confidence is 'Mean OCR word confidence (0-1); 1 for a text layer.';
 comment on column receipts.receipts.tax is 'Tax by rate: {"10": {"base": 1000, "tax": 100}, "8": {...}}; base is tax-included when the receipt says so.';
 comment on column receipts.receipts.email_message_id is 'The message that brought the file. When several did, the first sent owns it: the earliest Date: header, then Message-ID, then source and key, whichever intake ran first.';
+comment on column receipts.receipts.due_date is 'The payment due date printed on an invoice (お支払期限, Due date), when there is one: a bank transfer that pays the invoice is looked for around it, not around the issue date.';
 comment on column receipts.receipts.registration_valid is 'Whether the T-number''s check digit (法人番号) holds; false sends the receipt to review.';
 
 create index receipts_owner_issue_date_idx on receipts.receipts (owner_id, issue_date);
@@ -464,6 +468,17 @@ begin
             using errcode = '22023';
     end if;
 
+    -- a corrected vendor teaches an alias: the text read from this receipt names the vendor
+    -- a human gave, so the next receipt that prints the same text is read as that vendor
+    if v_receipt.vendor is not null and review_receipt.vendor is not null
+        and btrim(v_receipt.vendor) <> '' and btrim(review_receipt.vendor) <> ''
+        and btrim(v_receipt.vendor) <> btrim(review_receipt.vendor) then
+        insert into receipts.vendor_aliases as a (owner_id, alias, vendor)
+        values (v_receipt.owner_id, btrim(v_receipt.vendor), btrim(review_receipt.vendor))
+        on conflict on constraint vendor_aliases_alias_once do update
+        set vendor = excluded.vendor, learned_from_match_id = null;
+    end if;
+
     update receipts.receipts as r
     set vendor = coalesce(review_receipt.vendor, r.vendor),
         issue_date = review_receipt.issue_date,
@@ -487,7 +502,7 @@ end
 $$;
 
 comment on function receipts.review_receipt(bigint, text, date, bigint, text) is
-'A human confirms a receipt''s fields (status confirmed; later OCR runs leave it alone) and the pipeline continues: match_transaction is enqueued for it.';
+'A human confirms a receipt''s fields (status confirmed; later OCR runs leave it alone) and the pipeline continues: match_transaction is enqueued for it. A corrected vendor is kept as a vendor alias (the text that was read → the vendor given).';
 
 -- ---- sql/receipts/80_job_types.sql ----
 -- The receipt pipeline's queues and job types. They live in the migration, not in a seed:

@@ -82,6 +82,7 @@ class ParsedMail:
     text_body: str | None
     html_body: str | None
     attachments: tuple[Attachment, ...]
+    from_name: str | None = None  # the display name of From:, decoded
 
 
 # --- charset decoding -------------------------------------------------------------------
@@ -274,10 +275,11 @@ def parse_message(raw: bytes) -> ParsedMail:
     msg = BytesParser(policy=policy.compat32).parsebytes(raw)
     subject = decode_header_value(_raw_header(msg, "subject") or "")
     from_raw = _raw_header(msg, "from")
-    from_addr = None
+    from_addr = from_name = None
     if from_raw:
         addrs = getaddresses([decode_header_value(from_raw)])
         from_addr = next((a for _, a in addrs if "@" in a), None)
+        from_name = next((n.strip() for n, a in addrs if "@" in a and n.strip()), None)
     mid_raw = _raw_header(msg, "message-id")
     message_id = mid_raw.strip() if mid_raw else None
 
@@ -306,6 +308,7 @@ def parse_message(raw: bytes) -> ParsedMail:
     return ParsedMail(
         message_id=message_id,
         from_addr=from_addr,
+        from_name=from_name,
         subject=subject,
         date=_parse_date(msg),
         raw_sha256=hashlib.sha256(raw).hexdigest(),

@@ -42,6 +42,7 @@ class ReceiptFacts:
     total: int | None
     issue_date: date | None
     vendor: str | None
+    due_date: date | None = None  # an invoice's payment due date: bank transfers pay by it
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class MatchConfig:
     windows: Mapping[str, DateWindow] = field(default_factory=lambda: {
         "card": DateWindow(before=1, after=7),  # card feeds may carry the posting date
         "bank": DateWindow(before=1, after=3),  # debit/口座振替 lines post within days
+        # an invoice paid by transfer: around its due date, often some days early
+        "bank_due": DateWindow(before=20, after=5),
     })
     w_amount: float = 0.5
     w_date: float = 0.3
@@ -134,14 +137,42 @@ def normalize_vendor(text: str) -> str:
     return _PUNCT.sub("", t)
 
 
-def vendor_similarity(a: str, b: str) -> float:
-    """0..1 similarity of two normalised names: partial_ratio (bank text often truncates or
-    adds branch names) but plain ratio for very short strings, where partial is too lax."""
+def romanize(normalized: str) -> str:
+    """Latin form of a normalised name: katakana read as Hepburn-like romaji (jaconv), long
+    vowels and doubled vowels folded ("コーヒー", "KOHI" and "KOUHII" meet), Latin kept.
+    Kanji cannot be read without a dictionary and are dropped."""
+    import jaconv
+
+    latin = jaconv.kana2alphabet(jaconv.kata2hira(normalized)).upper()
+    latin = re.sub(r"[^A-Z0-9]", "", latin)
+    latin = latin.replace("OU", "O").replace("UU", "U")
+    return re.sub(r"([AEIOU])\1+", r"\1", latin)
+
+
+_KANA = re.compile(r"[\u30a0-\u30ff]")
+_LATIN = re.compile(r"[A-Z]")
+
+
+def _fuzzy(a: str, b: str) -> float:
     if not a or not b:
         return 0.0
     if min(len(a), len(b)) < 3:
         return fuzz.ratio(a, b) / 100
     return max(fuzz.partial_ratio(a, b), fuzz.token_set_ratio(a, b)) / 100
+
+
+def vendor_similarity(a: str, b: str) -> float:
+    """0..1 similarity of two normalised names: partial_ratio (bank text often truncates or
+    adds branch names) but plain ratio for very short strings, where partial is too lax.
+    When one side has kana and the other Latin letters (a receipt in katakana, a card line in
+    romaji), both are also compared romanised, at most 0.9: a reading is weaker evidence
+    than the same script."""
+    direct = _fuzzy(a, b)
+    if (_KANA.search(a) and _LATIN.search(b)) or (_LATIN.search(a) and _KANA.search(b)):
+        ra, rb = romanize(a), romanize(b)
+        if min(len(ra), len(rb)) >= 4:
+            return max(direct, 0.9 * _fuzzy(ra, rb))
+    return direct
 
 
 def _alias_names(vendor: str, aliases: Mapping[str, Iterable[str]] | None) -> list[str]:
@@ -177,14 +208,23 @@ def score_candidate(receipt: ReceiptFacts, txn: Transaction, config: MatchConfig
         return None
     if txn.entry_side != "expense" or abs(txn.amount) != receipt.total:
         return None
-    window = config.windows.get(txn.account_kind)
-    if window is None:
+    anchors = [(receipt.issue_date, config.windows.get(txn.account_kind))]
+    if txn.account_kind == "bank" and receipt.due_date is not None:
+        anchors.append((receipt.due_date, config.windows.get("bank_due")))
+    best: tuple[float, int] | None = None
+    for anchor, window in anchors:
+        if window is None:
+            continue
+        delta = (txn.date - anchor).days
+        if delta < -window.before or delta > window.after:
+            continue
+        span = window.after if delta >= 0 else window.before
+        scored = (1.0 - abs(delta) / (span + 1), delta)
+        if best is None or scored[0] > best[0]:
+            best = scored
+    if best is None:
         return None
-    delta = (txn.date - receipt.issue_date).days
-    if delta < -window.before or delta > window.after:
-        return None
-    span = window.after if delta >= 0 else window.before
-    date_score = 1.0 - abs(delta) / (span + 1)
+    date_score, delta = best
     vendor_score, method = _vendor_score(receipt.vendor, txn.description, aliases)
     score = config.w_amount + config.w_date * date_score + config.w_vendor * vendor_score
     return Candidate(txn.id, round(score, 4), ScoreComponents(

@@ -44,6 +44,38 @@ TARGET_LINE_HEIGHT = 48
 MAX_UPSCALE = 2.5
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """How a page image is prepared and read: text line height to scale to, whether to
+    binarise (Otsu) first, tesseract's page segmentation mode."""
+
+    line_height: int = TARGET_LINE_HEIGHT
+    binarize: bool = False
+    psm: int = 6
+
+
+DEFAULT_PREP = Preparation()
+
+
+def otsu_threshold(gray: Image.Image) -> int:
+    """The grey level that best splits the histogram into ink and paper (Otsu, 1979)."""
+    hist = gray.histogram()[:256]
+    total = sum(hist)
+    sum_all = sum(i * h for i, h in enumerate(hist))
+    weight_bg = sum_bg = 0.0
+    best, best_var = 127, -1.0
+    for level, count in enumerate(hist):
+        weight_bg += count
+        if weight_bg == 0 or weight_bg == total:
+            continue
+        sum_bg += level * count
+        mean_bg, mean_fg = sum_bg / weight_bg, (sum_all - sum_bg) / (total - weight_bg)
+        var = weight_bg * (total - weight_bg) * (mean_bg - mean_fg) ** 2
+        if var > best_var:
+            best, best_var = level, var
+    return best
+
+
 class OcrError(Exception):
     """Base class of OCR failures."""
 
@@ -206,17 +238,21 @@ def text_line_height(gray: Image.Image) -> float | None:
     return float(runs[len(runs) // 2])
 
 
-def preprocess(image: Image.Image) -> Image.Image:
-    """Grayscale, stretch contrast, upscale when text lines are short of TARGET_LINE_HEIGHT.
-    No median filter or fixed threshold: neither helped on the samples, tesseract binarises."""
+def preprocess(image: Image.Image, prep: Preparation = DEFAULT_PREP) -> Image.Image:
+    """Grayscale, stretch contrast, upscale when text lines are short of the target height
+    (prep.line_height), then binarise with Otsu's threshold when asked. By default no median
+    filter or threshold: neither helped on the samples, tesseract binarises."""
     gray = ImageOps.grayscale(image.convert("RGB") if image.mode in ("P", "RGBA", "LA", "CMYK")
                               else image)
     gray = ImageOps.autocontrast(gray, cutoff=1)
     height = text_line_height(gray)
-    if height is not None and height < TARGET_LINE_HEIGHT * 0.9:
-        factor = min(MAX_UPSCALE, TARGET_LINE_HEIGHT / height)
+    if height is not None and height < prep.line_height * 0.9:
+        factor = min(MAX_UPSCALE, prep.line_height / height)
         gray = gray.resize((round(gray.width * factor), round(gray.height * factor)),
                            Image.Resampling.LANCZOS)
+    if prep.binarize:
+        level = otsu_threshold(gray)
+        gray = gray.point(lambda v: 255 if v > level else 0)
     return gray
 
 
@@ -334,22 +370,25 @@ def ocr_image(image: Image.Image, lang: str = "jpn+eng", *, psm: int = 6,
 
 
 def _ocr_pages(images: list[Image.Image], lang: str, digits_lang: str | None, timeout: float,
-               dpi: int, pages: int) -> OcrResult:
+               dpi: int, pages: int, prep: Preparation = DEFAULT_PREP) -> OcrResult:
     texts: list[str] = []
     confs: list[float] = []
     for image in images:
-        text, conf = ocr_image(preprocess(image), lang, timeout=timeout, dpi=dpi,
-                               digits_lang=digits_lang)
+        text, conf = ocr_image(preprocess(image, prep), lang, psm=prep.psm, timeout=timeout,
+                               dpi=dpi, digits_lang=digits_lang)
         texts.append(text)
         confs.append(conf)
     confidence = round(sum(confs) / len(confs), 4) if confs else 0.0
-    return OcrResult("\n".join(texts), "ocr", confidence, pages,
-                     engine_version(lang, digits_lang))
+    engine = engine_version(lang, digits_lang)
+    if prep != DEFAULT_PREP:
+        engine += f" lines{prep.line_height}{' otsu' if prep.binarize else ''} psm{prep.psm}"
+    return OcrResult("\n".join(texts), "ocr", confidence, pages, engine)
 
 
 def extract_text(data: bytes, content_type: str, *, lang: str = "jpn+eng", dpi: int = 300,
                  timeout: float = 120.0, max_pages: int = 5,
-                 digits_lang: str | None = "eng") -> OcrResult:
+                 digits_lang: str | None = "eng",
+                 prep: Preparation = DEFAULT_PREP) -> OcrResult:
     """Text of a receipt file. PDFs use their text layer when usable (see
     `text_layer_usable`), else are rendered at `dpi` and OCR'd; images are OCR'd directly."""
     ctype = content_type.split(";")[0].strip().lower()
@@ -359,10 +398,10 @@ def extract_text(data: bytes, content_type: str, *, lang: str = "jpn+eng", dpi: 
         if text_layer_usable(text):
             return OcrResult(text, "pdf_text", 1.0, pages, "pypdf")
         return _ocr_pages(_render_pdf(data, dpi, max_pages), lang, digits_lang, timeout, dpi,
-                          pages)
+                          pages, prep)
     if ctype in IMAGE_TYPES:
         images = _open_images(data, max_pages)
-        return _ocr_pages(images, lang, digits_lang, timeout, dpi, len(images))
+        return _ocr_pages(images, lang, digits_lang, timeout, dpi, len(images), prep)
     if ctype == "image/heic":
         raise UnreadableDocument("HEIC is not supported (no HEIF decoder installed)")
     raise UnreadableDocument(f"unsupported content type: {content_type}")

@@ -3,15 +3,18 @@
 Public API (pure, no database):
 
 - `parse_receipt(text: str, *, ocr_confidence: float = 1.0, aliases: Mapping[str, Iterable[str]]
-  | None = None, today: date | None = None, min_ocr_confidence: float = 0.6,
-  retention_years: int = 7) -> ParsedReceipt`
+  | None = None, sender: str | None = None, today: date | None = None,
+  min_ocr_confidence: float = 0.6, retention_years: int = 7) -> ParsedReceipt`; `sender` is
+  the mail's From: display name, a cross-check of the vendor's spelling
 - `ParsedReceipt(vendor, issue_date, total, tax: dict[int, TaxBand], registration_number,
   registration_checked, confidence: dict[str, float], review_reasons: list[str])`
 - `TaxBand(rate, net, tax, gross)`: yen, `net + tax == gross` when all are known; `net` is the
   tax-exclusive amount whether the receipt printed it inclusive (内税) or exclusive (外税).
-- `normalize_text(text) -> str`, `parse_amount(s) -> int | None`, `find_total(lines)`,
-  `find_date(lines)`, `find_vendor(lines, aliases)`, `find_registration_number(text)`,
-  `corporate_number_check_digit(digits12) -> int`, `is_valid_corporate_number(digits13)`.
+- `normalize_text(text) -> str`, `parse_amount(s) -> int | None`, `find_total(lines)`
+  (amounts.py), `find_date(lines)`, `find_due_date(lines)`, `find_vendor(lines, aliases)`,
+  `find_tax_bands(lines, total)` (tax.py), `find_registration_number(text)`,
+  `corporate_number_check_digit(digits12) -> int`, `is_valid_corporate_number(digits13)`
+  (registration.py); all importable from here.
 
 Nothing is guessed: a field that is absent or doubtful is None or carries a `review_reasons`
 entry: `total_missing`, `total_unlabelled`, `date_missing`, `date_in_future`, `date_too_old`,
@@ -28,20 +31,24 @@ still deserve the NTA lookup before they are trusted.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from .amounts import find_total, normalize_text, parse_amount
 from .matching import normalize_vendor
+from .registration import (
+    corporate_number_check_digit,
+    find_registration_number,
+    is_valid_corporate_number,
+)
+from .tax import TaxBand, agreed_total, find_tax_bands
 
-
-@dataclass(frozen=True)
-class TaxBand:
-    rate: int
-    net: int | None
-    tax: int | None
-    gross: int | None
+__all__ = [
+    "ParsedReceipt", "TaxBand", "corporate_number_check_digit", "find_date", "find_due_date",
+    "find_registration_number", "find_tax_bands", "find_total", "find_vendor",
+    "is_valid_corporate_number", "normalize_text", "parse_amount", "parse_receipt",
+]
 
 
 @dataclass(frozen=True)
@@ -54,84 +61,7 @@ class ParsedReceipt:
     registration_checked: bool | None  # True: 法人番号 check digit holds; None: no number
     confidence: dict[str, float] = field(default_factory=dict)
     review_reasons: list[str] = field(default_factory=list)
-
-
-# --- normalisation and amounts ----------------------------------------------------------
-
-_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-
-
-def normalize_text(text: str) -> str:
-    """NFKC (full-width digits, ￥, ，), backslash-as-yen before digits, dashes to '-',
-    collapsed spaces, blank lines dropped."""
-    t = unicodedata.normalize("NFKC", text)
-    t = re.sub(r"\\(?=\s*\d)", "¥", t)  # JIS-Roman yen is often read as a backslash
-    t = re.sub(f"[{_DASHES}](?=\\s*\\d)", "-", t)
-    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in t.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-# OCR puts spaces after separators ("1, 100") and stray marks after the yen sign ("¥*480").
-_AMOUNT = re.compile(
-    r"(?<![\d.,])(?P<yen>¥\s*[*'`]?\s*)?(?P<num>\d{1,3}(?:[,.] ?\d{3})+(?![\d.,]\d)|\d+)"
-    r"(?P<suffix>\s*円|\s*-(?!\d)|\s*(?:点|個|品|%|件|枚))?"
-)
-
-
-def _amounts(segment: str) -> list[tuple[int, int, bool]]:
-    """(value, start offset, has yen marker) for money-like numbers in `segment`."""
-    out = []
-    for m in _AMOUNT.finditer(segment):
-        suffix = (m["suffix"] or "").strip()
-        if suffix and suffix not in ("円", "-"):
-            continue  # counts (3点) and rates (10%) are not money
-        if m["yen"] is None and not suffix and len(m["num"]) > 9:
-            continue  # long digit runs: phone, card or registration numbers
-        out.append((int(re.sub(r"[,. ]", "", m["num"])), m.start(), bool(m["yen"] or suffix)))
-    return out
-
-
-def parse_amount(s: str) -> int | None:
-    """First amount in `s` in yen: '¥1,100' → 1100, '１，１００円' → 1100, '1.100-' → 1100."""
-    found = _amounts(normalize_text(s))
-    return found[0][0] if found else None
-
-
-# --- total ------------------------------------------------------------------------------
-
-_TOTAL_LABELS = [
-    r"総合計", r"お支払(?:い)?(?:金額|合計)", r"ご?請求(?:金)?額", r"領収金額", r"税込合計",
-    r"合計金額", r"お買上げ?(?:合)?計", r"お買い上げ合計", r"合\s*計", r"grand\s*total",
-    r"amount\s*(?:due|paid)", r"total\s*(?:due|amount|\(.*?\))?", r"金額",
-]
-_TOTAL_RE = [re.compile(p, re.I) for p in _TOTAL_LABELS]
-_NOT_TOTAL = re.compile(
-    r"小計|対象|内税|消費税|税額|お預|お釣|釣銭|点数|sub\s*-?\s*total|total\s*tax|tax\s*total|"
-    r"change|tendered|^\s*(?:consumption\s*)?tax", re.I)
-
-
-def find_total(lines: list[str]) -> tuple[int | None, float]:
-    """The labelled total (best label wins, first occurrence); else the largest yen-marked
-    amount at low confidence. Returns (total, rule confidence)."""
-    best: tuple[int, int, int] | None = None  # (label rank, line index, amount)
-    for i, line in enumerate(lines):
-        if _NOT_TOTAL.search(line):
-            continue
-        for rank, pattern in enumerate(_TOTAL_RE):
-            m = pattern.search(line)
-            if not m:
-                continue
-            found = _amounts(line[m.end():])
-            if not found and i + 1 < len(lines) and not _NOT_TOTAL.search(lines[i + 1]):
-                found = _amounts(lines[i + 1])  # label and value on separate lines
-            if found and (best is None or rank < best[0]):
-                best = (rank, i, found[0][0])
-            break
-    if best is not None:
-        return best[2], 0.95 if best[0] < len(_TOTAL_RE) - 1 else 0.7
-    marked = [a for line in lines if not _NOT_TOTAL.search(line)
-              for a, _, yen in _amounts(line) if yen]
-    return (max(marked), 0.4) if marked else (None, 0.0)
+    due_date: date | None = None  # an invoice's お支払期限 / due date, when printed
 
 
 # --- date -------------------------------------------------------------------------------
@@ -157,6 +87,15 @@ def _safe_date(y: int, m: int, d: int) -> date | None:
         return None
 
 
+def _zero_read_as_nine(year: int, month: str, day: str) -> date | None:
+    """tesseract's jpn model reads 0 as 9: '2026/94/18' is 2026-04-18. Tried only when the
+    date as read is impossible, and only on a leading 9 of a two-digit month or day."""
+    fixed = [("0" + x[1:]) if len(x) == 2 and x[0] == "9" else x for x in (month, day)]
+    if fixed == [month, day]:
+        return None
+    return _safe_date(year, int(fixed[0]), int(fixed[1]))
+
+
 def _dates_in(line: str) -> list[tuple[date, float]]:
     found: list[tuple[int, date, float]] = []
     for m in _ERA.finditer(line):
@@ -167,6 +106,8 @@ def _dates_in(line: str) -> list[tuple[date, float]]:
     for m in _WESTERN.finditer(line):
         if (dt := _safe_date(int(m[1]), int(m[2]), int(m[3]))) is not None:
             found.append((m.start(), dt, 0.95))
+        elif (dt := _zero_read_as_nine(int(m[1]), m[2], m[3])) is not None:
+            found.append((m.start(), dt, 0.7))
     for m in _EN_MDY.finditer(line):
         if (dt := _safe_date(int(m[3]), _MONTHS[m[1][:3].lower()], int(m[2]))) is not None:
             found.append((m.start(), dt, 0.9))
@@ -178,6 +119,17 @@ def _dates_in(line: str) -> list[tuple[date, float]]:
             if (dt := _safe_date(2000 + int(m[1]), int(m[2]), int(m[3]))) is not None:
                 found.append((m.start(), dt, 0.7))
     return [(dt, conf) for _, dt, conf in sorted(found, key=lambda x: x[0])]
+
+
+_DUE = re.compile(r"支払(?:い)?期[限日]|振込期[限日]|due\s*(?:date|by|on)?|payment\s*due", re.I)
+
+
+def find_due_date(lines: list[str]) -> date | None:
+    """The payment due date of an invoice: the first date on a due line."""
+    for line in lines:
+        if _DUE.search(line) and (dates := _dates_in(line)):
+            return dates[0][0]
+    return None
 
 
 def find_date(lines: list[str]) -> tuple[date | None, float]:
@@ -217,8 +169,58 @@ _LABEL_PREFIX = re.compile(r"^(?:発行元|店舗名?|販売元|事業者名?|fr
                            re.I)
 
 
+# OCR noise around a name: leading 、 . | and the like, a trailing | or a stray Latin letter or
+# two after a Japanese name ("株式会社さくら珈琲 l").
+_NOISE_LEAD = re.compile(r"^[\s、。,.|:;'\"`・_~=*\-]+")
+_NOISE_TAIL = re.compile(r"(?:\s+[|:;'\"`_~=*]+|\s+[A-Za-z]{1,2}(?<=[A-Za-z]))+$")
+_CJK_END = re.compile(r"[\u3040-\u30ff\u3400-\u9fff)）]$")
+_BILL_TO = re.compile(r"^(?:billed\s*to|bill\s*to|sold\s*to|ship\s*to|customer|請求先|宛先)\b"
+                      r"\s*:?\s*", re.I)
+_FROM_HEADING = re.compile(r"^(?:receipt|invoice|tax\s*invoice)\s+from\s+(?P<name>.+)$", re.I)
+
+
+_LATIN_FORM_COMMA = re.compile(r"\b(Inc|Ltd|Co|Corp|K\.K|LLC)\s*,$")
+
+
 def _clean_vendor(line: str) -> str:
-    return _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line)).strip(" :・-")
+    name = _VENDOR_TAIL.sub("", _LABEL_PREFIX.sub("", line))
+    name = _NOISE_LEAD.sub("", name).rstrip(" |")
+    bare = _NOISE_TAIL.sub("", name)
+    if bare != name and _CJK_END.search(bare):
+        name = bare  # only after a Japanese name: "Example Cloud Inc" keeps its letters
+    name = _LATIN_FORM_COMMA.sub(r"\1.", name)  # "Inc," is "Inc." with the dot misread
+    return name.strip(" :・-|")
+
+
+def _maybe_addressee(line: str) -> bool:
+    """A Japanese name followed by a stray Latin token ("株式会社キュウ・トレーディング KR"):
+    often 様 misread, so the line may name the customer."""
+    bare = _NOISE_TAIL.sub("", line.rstrip(" |"))
+    return bare != line.rstrip(" |") and bool(_CJK_END.search(bare))
+
+
+def _same_name_other_spelling(found: str, sender: str | None) -> str | None:
+    """The sender's display name when it is the found name with a few characters read
+    differently (髙 read as 高): same length, at most 2 characters apart."""
+    if not sender:
+        return None
+    a, b = re.sub(r"\s+", "", found), re.sub(r"\s+", "", sender)
+    if a == b or len(a) != len(b) or len(a) < 4:
+        return None
+    differing = sum(x != y for x, y in zip(a, b, strict=True))
+    return sender.strip() if differing <= min(2, len(a) // 4) else None
+
+
+def _addressee_lines(lines: list[str]) -> set[int]:
+    """Indexes of an English 'Bill to' block: the label line and the name (and address)
+    under it, which name the customer, never the issuer."""
+    skip: set[int] = set()
+    for i, line in enumerate(lines):
+        m = _BILL_TO.match(line)
+        if m:
+            rest = line[m.end():].strip()
+            skip.update(range(i, i + (2 if rest else 3)))
+    return skip
 
 
 def find_vendor(lines: list[str],
@@ -232,14 +234,23 @@ def find_vendor(lines: list[str],
                 key = normalize_vendor(name)
                 if key and any(key == nl or (len(key) >= 3 and key in nl) for nl in norm_lines):
                     return vendor, 0.95
-    for line in lines:
-        if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line):
-            cleaned = _clean_vendor(line)
+    for line in lines[:6]:
+        if (m := _FROM_HEADING.match(line)) is not None:
+            cleaned = _clean_vendor(m["name"])
             if len(cleaned) >= 2:
                 return cleaned, 0.85
-    for line in lines[:8]:
+    customer = _addressee_lines(lines)
+    formal = [(i, line) for i, line in enumerate(lines)
+              if _LEGAL_FORM.search(line) and not _CUSTOMER.search(line) and i not in customer]
+    # a clean legal-form line before one that may be an addressee with 様 misread
+    formal.sort(key=lambda x: (_maybe_addressee(x[1]), x[0]))
+    for _, line in formal:
+        cleaned = _clean_vendor(line)
+        if len(cleaned) >= 2:
+            return cleaned, 0.85
+    for i, line in enumerate(lines[:8]):
         if (_TITLE.match(re.sub(r"\s+", "", line)) or _CUSTOMER.search(line)
-                or _NOISE.search(line)):
+                or _NOISE.search(line) or i in customer):
             continue
         cleaned = _clean_vendor(line)
         if len(cleaned) >= 2 and not _DATE_LABEL.search(cleaned) and not _dates_in(cleaned):
@@ -247,127 +258,11 @@ def find_vendor(lines: list[str],
     return None, 0.0
 
 
-# --- registration number ----------------------------------------------------------------
-
-_REG_LABELLED = re.compile(r"登\s*録\s*番\s*号[^\w\n]{0,4}([TtI1l|7])?\s*((?:\d[\s-]?){13})(?!\d)")
-_REG_T = re.compile(r"(?<![A-Za-z0-9])T\s*-?\s*(\d(?:\s*-?\s*\d){12})(?!\d)")
-_REG_BARE = re.compile(r"(?<![\d-])(\d{13})(?!\d)")
-
-
-def corporate_number_check_digit(digits12: str) -> int:
-    """法人番号 check digit: 9 − (Σ Pn·Qn mod 9), Pn the n-th digit from the right,
-    Qn = 1 for odd n and 2 for even n."""
-    total = sum(int(c) * (1 if n % 2 else 2) for n, c in enumerate(reversed(digits12), 1))
-    return 9 - total % 9
-
-
-def is_valid_corporate_number(digits13: str) -> bool:
-    return (len(digits13) == 13 and digits13.isdigit()
-            and int(digits13[0]) == corporate_number_check_digit(digits13[1:]))
-
-
-def find_registration_number(text: str) -> tuple[str | None, bool | None]:
-    """('T' + 13 digits, check digit holds) or (None, None).
-
-    Labelled (登録番号) first, tolerating a 'T' misread as 1/I/l/|/7; then an unlabelled
-    T + 13 digits; then a bare 13-digit run only when its 法人番号 check digit holds.
-    """
-    m = _REG_LABELLED.search(text)
-    if m:
-        digits = re.sub(r"\D", "", m[2])
-        return "T" + digits, is_valid_corporate_number(digits)
-    m = _REG_T.search(text)
-    if m:
-        digits = re.sub(r"\D", "", m[1])
-        return "T" + digits, is_valid_corporate_number(digits)
-    for m in _REG_BARE.finditer(text):
-        if is_valid_corporate_number(m[1]):
-            return "T" + m[1], True
-    return None, None
-
-
-# --- tax bands --------------------------------------------------------------------------
-
-_RATE = re.compile(r"(?<![\d.,¥])(10|8)\s*(?:%|96(?=\s*(?:対象|[)\]])))")
-_BASE_KW = re.compile(r"対象|taxable", re.I)
-_TAX_KW = re.compile(r"(?:内\s*)?消費税(?:等)?|税額|内税|(?<![a-z])(?:consumption\s*)?tax"
-                     r"(?![a-z])", re.I)
-_REDUCED = re.compile(r"軽減|※|軽")
-# "Total (incl. tax)" and 税込 mention tax without being a tax line.
-_TAX_INCLUDED = re.compile(r"incl(?:uding|\.)?\s*(?:consumption\s*)?tax|tax\s*incl(?:uded|\.)?|"
-                           r"税込み?", re.I)
-
-
-def _consistent(tax: int, amount: int, rate: int, inclusive: bool) -> bool:
-    expected = amount * rate // ((100 + rate) if inclusive else 100)
-    return abs(tax - expected) <= 1
-
-
-def find_tax_bands(lines: list[str], total: int | None) -> tuple[dict[int, TaxBand], list[str]]:
-    """Tax per rate from 対象/消費税 lines, resolved to net/tax/gross; review reasons."""
-    raw: dict[int | None, dict[str, int]] = {}
-    last_rate: int | None = None
-    for line in (_TAX_INCLUDED.sub(" ", x) for x in lines):
-        base_kw, tax_kw = _BASE_KW.search(line), _TAX_KW.search(line)
-        rate_m = _RATE.search(line)
-        rate = int(rate_m[1]) if rate_m else None
-        if not (base_kw or tax_kw):
-            last_rate = rate if rate is not None else None
-            continue
-        if rate is None:
-            rate = last_rate
-            if rate is None and _REDUCED.search(line) and base_kw:
-                rate = 8
-        slot = raw.setdefault(rate, {})
-        if base_kw:
-            end = tax_kw.start() if tax_kw and tax_kw.start() > base_kw.end() else len(line)
-            found = _amounts(line[base_kw.end():end]) or (
-                _amounts(line[:base_kw.start()]) if not tax_kw else [])
-            if found:
-                slot.setdefault("base", found[0][0])
-        if tax_kw:
-            found = _amounts(line[tax_kw.end():])
-            if found:
-                slot.setdefault("tax", found[0][0])
-        last_rate = rate
-    reasons: list[str] = []
-    if None in raw:
-        unknown = raw.pop(None)
-        if "tax" in unknown and not raw and total is not None:
-            for r in (10, 8):  # a single band without a printed rate: infer it from the total
-                if _consistent(unknown["tax"], total, r, True) or _consistent(
-                        unknown["tax"], total - unknown["tax"], r, False):
-                    raw[r] = unknown
-                    break
-    known = {r: slot for r, slot in raw.items() if r is not None}
-    bands: dict[int, TaxBand] = {}
-    for rate, slot in sorted(known.items(), reverse=True):
-        base, tax = slot.get("base"), slot.get("tax")
-        if base is None and tax is not None and len(known) == 1 and total is not None:
-            base = total  # single band: the total is its gross amount
-        if base is not None and tax is not None:
-            if _consistent(tax, base, rate, True):
-                bands[rate] = TaxBand(rate, base - tax, tax, base)
-            elif _consistent(tax, base, rate, False):
-                bands[rate] = TaxBand(rate, base, tax, base + tax)
-            else:
-                reasons.append("tax_band_inconsistent")
-                bands[rate] = TaxBand(rate, None, tax, None)
-        else:
-            bands[rate] = TaxBand(rate, None, tax, base if tax is None else None)
-            if tax is None:
-                reasons.append("tax_amount_missing")
-    grosses = [b.gross for b in bands.values()]
-    if bands and total is not None and all(g is not None for g in grosses):
-        if sum(g for g in grosses if g is not None) != total:
-            reasons.append("tax_bands_mismatch")
-    return bands, reasons
-
-
 # --- entry point ------------------------------------------------------------------------
 
 def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
                   aliases: Mapping[str, Iterable[str]] | None = None,
+                  sender: str | None = None,
                   today: date | None = None, min_ocr_confidence: float = 0.6,
                   retention_years: int = 7) -> ParsedReceipt:
     """Extract every field from `text` (a text layer or OCR output). `today` bounds plausible
@@ -392,12 +287,17 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         reasons.append("date_too_old")
 
     vendor, vendor_conf = find_vendor(lines, aliases)
+    if vendor is not None and (spelled := _same_name_other_spelling(vendor, sender)):
+        vendor = spelled  # the mail's From: name spells it as the vendor does (髙, not 高)
     if vendor_conf < 0.7 and ocr_confidence < min_ocr_confidence:
         vendor, vendor_conf = None, 0.0  # "first plausible line" of garbage is a guess
     if vendor is None:
         reasons.append("vendor_missing")
 
     bands, tax_reasons = find_tax_bands(lines, total)
+    if "tax_bands_mismatch" in tax_reasons and (agreed := agreed_total(lines, bands)):
+        total = agreed  # OCR noise in the total ("¥1,.040" read as 1): two printed figures agree
+        bands, tax_reasons = find_tax_bands(lines, total)
     if not bands and total is not None:
         tax_reasons.append("tax_missing")  # 適格簡易請求書 must show tax or rate per band
     reasons.extend(tax_reasons)
@@ -419,5 +319,9 @@ def parse_receipt(text: str, *, ocr_confidence: float = 1.0,
         "tax": round(tax_conf * scale, 3),
         "registration_number": round(reg_conf * scale, 3),
     }
+    due = find_due_date(lines)
+    if due is not None and issue_date is not None and not (
+            issue_date <= due <= issue_date + timedelta(days=120)):
+        due = None  # a due date before the issue date, or months later, is a misreading
     return ParsedReceipt(vendor, issue_date, total, bands, reg, reg_ok, confidence,
-                         list(dict.fromkeys(reasons)))
+                         list(dict.fromkeys(reasons)), due)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
@@ -75,16 +76,22 @@ def report_rows(rows: list[dict[str, Any]]) -> list[report.ReportRow]:
 def generate_report(job: ReportJob, ctx: JobContext) -> dict[str, Any]:
     """Render and store the month's report files; record them in receipts.reports."""
     owner = job.owner_id or get_settings().owner_id
-    period = job.period or previous_month()
+    return write_month_report(ctx.connection, owner, job.period or previous_month(),
+                              job.formats, progress=ctx.report_progress)
+
+
+def write_month_report(conn: Any, owner: UUID, period: str, formats: Iterable[str],
+                       progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """The work of generate_report on a connection (the handler's transaction, or the CLI's):
+    render each format, store it, upsert the receipts.reports row."""
     month = date.fromisoformat(f"{period}-01")
-    conn = ctx.connection
     rows = report_rows(store.month_rows(conn, owner, month))
     renderers = {"csv": report.render_csv, "html": report.render_html, "pdf": report.render_pdf}
     storage = services.build_storage()
     remote = services.is_remote(storage)
     paths: dict[str, str] = {}
     digests: dict[str, str] = {}
-    for fmt in sorted(set(job.formats)):
+    for fmt in sorted(set(formats)):
         data = renderers[fmt](rows, period)
         try:
             stored = storage.put(report_path(period, fmt), data, CONTENT_TYPES[fmt],
@@ -94,7 +101,8 @@ def generate_report(job: ReportJob, ctx: JobContext) -> dict[str, Any]:
             raise
         paths[fmt] = stored.path
         digests[fmt] = hashlib.sha256(data).hexdigest()
-        ctx.report_progress({"rendered": sorted(paths)})
+        if progress is not None:
+            progress({"rendered": sorted(paths)})
     if remote:
         store.report_service(conn, services.STORAGE_SERVICE, True)
     summary = report.summarize(rows)

@@ -45,7 +45,8 @@ def match_transaction(job: MatchJob, ctx: JobContext) -> dict[str, Any]:
         ]
         taken = store.settled_elsewhere(conn, job.receipt_id, [r["id"] for r in rows])
         decision = matching.match_receipt(
-            matching.ReceiptFacts(receipt["total_yen"], receipt["issue_date"], receipt["vendor"]),
+            matching.ReceiptFacts(receipt["total_yen"], receipt["issue_date"], receipt["vendor"],
+                                  receipt["due_date"]),
             txns,
             aliases=store.vendor_aliases(conn, owner),
             existing=existing,

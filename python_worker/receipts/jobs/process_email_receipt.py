@@ -117,6 +117,7 @@ def process_email_receipt(job: EmailReceiptJob, ctx: JobContext) -> dict[str, An
         raw_sha256=parsed.raw_sha256,
         raw_key=blobs.put(raw, "eml"),
         from_addr=parsed.from_addr,
+        from_name=parsed.from_name,
         subject=parsed.subject,
         sent_at=parsed.date,
     )

@@ -14,6 +14,7 @@ from python_worker import JobContext, PermanentError, handler
 from .. import blobs, store
 from ..domain import ocr
 from ..domain.parse import ParsedReceipt, parse_receipt
+from ..domain.reading import read_receipt
 from ..settings import get_settings
 from .common import ReceiptJob, locked_receipt
 
@@ -44,9 +45,15 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
             f"blob {receipt['blob_key']} of receipt {job.receipt_id} is gone") from None
 
     s = get_settings()
+    aliases = store.vendor_aliases(conn, receipt["owner_id"])
+
+    def parse(text: ocr.OcrResult) -> ParsedReceipt:
+        return parse_receipt(text.text, ocr_confidence=text.confidence, aliases=aliases,
+                             sender=receipt["from_name"])
+
     try:
-        result = ocr.extract_text(data, receipt["content_type"], lang=s.ocr_lang, dpi=s.ocr_dpi,
-                                  timeout=s.ocr_timeout)
+        reading = read_receipt(data, receipt["content_type"], parse=parse, lang=s.ocr_lang,
+                               dpi=s.ocr_dpi, timeout=s.ocr_timeout)
     except ocr.OcrConfigError as exc:
         raise PermanentError(f"OCR is not set up: {exc}") from exc
     except ocr.UnreadableDocument as exc:
@@ -59,8 +66,7 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
         )
         return {"receipt_id": job.receipt_id, "status": "needs_review", "reasons": ["unreadable"]}
 
-    parsed = parse_receipt(result.text, ocr_confidence=result.confidence,
-                           aliases=store.vendor_aliases(conn, receipt["owner_id"]))
+    result, parsed = reading.result, reading.parsed
     reasons = list(parsed.review_reasons)
     status = "needs_review" if reasons else "extracted"
     store.save_extraction(
@@ -72,6 +78,7 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
         engine_version=result.engine,
         vendor=parsed.vendor,
         issue_date=parsed.issue_date,
+        due_date=parsed.due_date,
         total_yen=parsed.total,
         tax=tax_json(parsed),
         registration_number=parsed.registration_number,
@@ -91,5 +98,6 @@ def process_ocr(job: OcrJob, ctx: JobContext) -> dict[str, Any]:
         "issue_date": parsed.issue_date.isoformat() if parsed.issue_date else None,
         "total": parsed.total,
         "reasons": reasons,
+        "ocr_passes": reading.passes,
         "next_job": next_job,
     }

@@ -31,6 +31,13 @@ from .matching import (
     replace_machine_matches,
     settled_elsewhere,
 )
+from .review import (
+    correct_receipt,
+    decide_match,
+    receipts_to_review,
+    suggested_matches,
+    unsettled_receipts,
+)
 
 __all__ = [
     "Row", "add_vendor_aliases", "candidate_transactions", "enqueue", "import_transactions",
@@ -38,5 +45,6 @@ __all__ = [
     "mark_outbox_sent", "matches_of_receipt", "month_rows", "receipts_of_message",
     "replace_machine_matches", "report_service", "save_extraction", "set_filed",
     "set_receipt_count", "settled_elsewhere", "summary", "upsert_file", "upsert_outbox",
-    "upsert_report", "vendor_aliases",
+    "upsert_report", "vendor_aliases", "correct_receipt", "decide_match", "receipts_to_review",
+    "suggested_matches", "unsettled_receipts",
 ]

@@ -35,14 +35,14 @@ def insert_email_message(conn: Connection[Any], **fields: Any) -> tuple[Row, boo
         conn,
         """
         insert into receipts.email_messages
-            (owner_id, source, source_key, message_id, raw_sha256, raw_key, from_addr, subject,
-             sent_at)
+            (owner_id, source, source_key, message_id, raw_sha256, raw_key, from_addr, from_name,
+             subject, sent_at)
         values (%(owner_id)s, %(source)s, %(source_key)s, %(message_id)s, %(raw_sha256)s,
-                %(raw_key)s, %(from_addr)s, %(subject)s, %(sent_at)s)
+                %(raw_key)s, %(from_addr)s, %(from_name)s, %(subject)s, %(sent_at)s)
         on conflict do nothing
         returning *
         """,
-        fields,
+        {"from_name": None, **fields},
     )
     if created is not None:
         return created, True
@@ -166,9 +166,10 @@ def load_receipt(conn: Connection[Any], receipt_id: int, *, lock: bool = False) 
         conn,
         f"""
         select r.*, f.sha256, f.filename, f.content_type, f.blob_key, f.storage_path,
-            f.storage_backend, f.size_bytes
+            f.storage_backend, f.size_bytes, m.from_addr, m.from_name
         from receipts.receipts as r
         inner join receipts.files as f on f.id = r.file_id
+        left join receipts.email_messages as m on m.id = r.email_message_id
         where r.id = %s
         {"for update of r" if lock else ""}
         """,
@@ -177,7 +178,7 @@ def load_receipt(conn: Connection[Any], receipt_id: int, *, lock: bool = False) 
 
 
 def save_extraction(conn: Connection[Any], receipt_id: int, **fields: Any) -> None:
-    fields = dict(fields, receipt_id=receipt_id, tax=Jsonb(fields["tax"]))
+    fields = {"due_date": None, **fields, "receipt_id": receipt_id, "tax": Jsonb(fields["tax"])}
     conn.execute(
         """
         update receipts.receipts
@@ -188,6 +189,7 @@ def save_extraction(conn: Connection[Any], receipt_id: int, **fields: Any) -> No
             engine_version = %(engine_version)s,
             vendor = %(vendor)s,
             issue_date = %(issue_date)s,
+            due_date = %(due_date)s,
             total_yen = %(total_yen)s,
             tax = %(tax)s,
             registration_number = %(registration_number)s,

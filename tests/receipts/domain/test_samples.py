@@ -201,6 +201,23 @@ def test_sample_generation_is_deterministic(tmp_path: Path) -> None:
     module.build(tmp_path / "b")
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert len(files) == 12
+    assert len(files) == 14  # 10 mails, transactions.csv, bank-jp.csv, card-jp.csv, truth
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_large_set_is_seeded_and_covers_every_kind_and_failure_class(tmp_path: Path) -> None:
+    module = _load_make_samples()
+    truth = module.build_large(tmp_path / "a", 40, 3)
+    module.build_large(tmp_path / "b", 40, 3)
+    for rel in ("truth.json", "bank-jp.csv", "card-jp.csv", "mail/005_" + truth["receipts"][5][
+            "eml"].split("_", 1)[1]):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    rows = truth["receipts"]
+    assert len(rows) == 40
+    assert {r["kind"] for r in rows} >= {"pdf_text", "pdf_scan", "photo", "html"}
+    invoices = [r for r in rows if r["document"] == "invoice_jp"]
+    assert invoices and all(r["due_date"] > r["date"] for r in invoices)
+    bank = [r["expected_match"]["transaction"] for r in invoices
+            if r["expected_match"]["transaction"]]
+    assert all(t["description"].startswith("ﾌﾘｺﾐ ") for t in bank)  # paid by transfer

@@ -3,6 +3,7 @@ re-run, a corrected vendor moves the file, and sync_freee follows."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -59,23 +60,38 @@ def test_unsafe_vendor_names_become_safe_path_segments(run, q):
         get_settings().files_dir.resolve())
 
 
-class FakeDrive:
-    """A remote storage adapter: the handler must report its outcome to the breaker."""
+def drive_storage(responses: list[tuple[dict[str, str], str]]):
+    """The real Google Drive adapter over googleapiclient, answered by responses shaped as the
+    Drive v3 reference documents them (files.list, files.create, an error body)."""
+    from googleapiclient.discovery import build
+    from googleapiclient.http import HttpMockSequence
 
-    backend = "drive"
+    from python_worker.receipts.adapters.storage import DriveStorage
 
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
+    service = build("drive", "v3", http=HttpMockSequence(responses), static_discovery=True)
+    return DriveStorage(service, "root-folder", num_retries=0)
 
-    def put(self, path: str, data: bytes, content_type: str, key: str):
-        from python_worker.receipts.adapters.storage import StoredFile
 
-        if self.error is not None:
-            raise self.error
-        return StoredFile(path, "drive-file-123", "0" * 64, len(data), True, "drive")
+def ok(body: object) -> tuple[dict[str, str], str]:
+    return {"status": "200"}, json.dumps(body)
 
-    def exists(self, path: str) -> bool:
-        return False
+
+def drive_error(status: int, reason: str) -> tuple[dict[str, str], str]:
+    return {"status": str(status)}, json.dumps({"error": {
+        "errors": [{"domain": "usageLimits", "reason": reason, "message": reason}],
+        "code": status, "message": reason}})
+
+
+# a first upload into empty folders: key lookup, then find-or-create year, month and vendor
+# folders, the same-name check, and the upload
+UPLOAD_INTO_NEW_FOLDERS = [
+    ok({"files": []}),
+    ok({"files": []}), ok({"id": "f-year"}),
+    ok({"files": []}), ok({"id": "f-month"}),
+    ok({"files": []}), ok({"id": "f-vendor"}),
+    ok({"files": []}),
+    ok({"id": "drive-file-123", "name": "receipt.pdf", "parents": ["f-vendor"]}),
+]
 
 
 def breaker(q) -> dict:
@@ -86,7 +102,8 @@ def breaker(q) -> dict:
 def test_remote_storage_records_the_file_id_and_closes_the_breaker(run, q, monkeypatch):
     from python_worker.receipts import services
 
-    monkeypatch.setattr(services, "build_storage", lambda settings=None: FakeDrive())
+    drive = drive_storage(UPLOAD_INTO_NEW_FOLDERS)
+    monkeypatch.setattr(services, "build_storage", lambda settings=None: drive)
     rid = make_receipt(q, "drive-ok", "Example Cloud Inc.", date(2026, 4, 12), 9900)
     run("organize_file", {"receipt_id": rid})
     row = q("select f.storage_backend, f.external_id from receipts.files as f"
@@ -95,27 +112,24 @@ def test_remote_storage_records_the_file_id_and_closes_the_breaker(run, q, monke
     assert breaker(q) == {"state": "closed", "failures": 0}
 
 
-def test_remote_storage_outage_retries_at_its_time_and_counts_a_failure(run, q, monkeypatch):
-    from datetime import UTC, datetime
-
+def test_remote_storage_outage_retries_and_a_refusal_is_dead_both_counted(run, q, monkeypatch):
     import pytest
 
-    from python_worker.context import PermanentError, RetryLater
+    from python_worker.context import PermanentError
     from python_worker.receipts import services
-    from python_worker.receipts.adapters.errors import PermanentServiceError, RetryableServiceError
+    from python_worker.receipts.adapters.errors import RetryableServiceError
 
-    at = datetime(2031, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr(services, "build_storage", lambda settings=None: FakeDrive(
-        RetryableServiceError("drive 429 rateLimitExceeded", at)))
+    throttled = drive_storage([drive_error(429, "rateLimitExceeded")])
+    monkeypatch.setattr(services, "build_storage", lambda settings=None: throttled)
     rid = make_receipt(q, "drive-429", "Example Cloud Inc.", date(2026, 4, 13), 9900)
-    with pytest.raises(RetryLater) as caught:
+    with pytest.raises(RetryableServiceError, match="rateLimitExceeded"):  # the queue's backoff
         run("organize_file", {"receipt_id": rid})
-    assert caught.value.at == at
     assert breaker(q)["failures"] == 1
     assert q("select count(*) as n from queue.jobs where unique_key = %s",
              (f"freee:{rid}",))[0]["n"] == 0  # rolled back with the job
 
-    monkeypatch.setattr(services, "build_storage", lambda settings=None: FakeDrive(
-        PermanentServiceError("drive 403 insufficientFilePermissions")))
+    forbidden = drive_storage([drive_error(403, "insufficientFilePermissions")])
+    monkeypatch.setattr(services, "build_storage", lambda settings=None: forbidden)
     with pytest.raises(PermanentError, match="insufficientFilePermissions"):
         run("organize_file", {"receipt_id": rid})
+    assert breaker(q)["failures"] == 2
