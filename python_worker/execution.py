@@ -130,7 +130,7 @@ async def run_async(
         if conn is not None:
             await _aend_quietly(db, conn)
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() in a handler too
         if conn is not None:
             await _aend_quietly(db, conn)
         return classify(exc)

@@ -566,8 +566,8 @@ class Worker:
                 outcome: Outcome = Completed(rj)
             except asyncio.CancelledError:
                 return
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
-                outcome = execution.classify(exc)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() too: it
+                outcome = execution.classify(exc)  # would end the worker on every attempt
             self._finished(r, outcome)
             return
         try:

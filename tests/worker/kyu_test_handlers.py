@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,3 +158,9 @@ def leak(job: dict) -> dict[str, int]:
     """Keeps payload.mb MB for good; returns the pid of the process it ran in."""
     _leaked.append(b"x" * (job.get("mb", 1) * 2**20))
     return {"pid": os.getpid()}
+
+
+@handler("test.async_exit")
+async def async_exit(job: dict) -> None:
+    """sys.exit() in an async handler: it must end the attempt, not the worker."""
+    sys.exit(job.get("status", 4))

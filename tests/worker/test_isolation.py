@@ -35,3 +35,14 @@ def test_handler_processes_contain_hangs_leaks_and_exits(url: str) -> None:
         {"attempt": 1}]
     assert w.counts["completed"] == 9
     sql(url, "select queue.cancel_job(%s)", (hung,))
+
+
+def test_sys_exit_in_an_async_handler_fails_only_its_attempt(url: str) -> None:
+    exits = enqueue(url, "test.async_exit", {"status": 4}, max_attempts=1)
+    echo = enqueue(url, "test.async_echo", {"value": 7})
+    w = drain(url, ["test.async_exit", "test.async_echo"])
+    row = job(url, exits)
+    assert (row["status"], row["attempt"]) == ("dead", 1)
+    assert row["last_error"].startswith("SystemExit: 4")
+    assert job(url, echo)["status"] == "completed"
+    assert (w.counts["completed"], w.counts["failed"]) == (1, 1)
