@@ -71,6 +71,8 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
                    help="run sync handlers in threads (default) or in handler processes")
     p.add_argument("--child-max-rss-mb", type=float,
                    help="replace a handler process whose RSS is above this after a job")
+    p.add_argument("--processes", type=int, default=None,
+                   help="run: supervise N worker processes, restarting any that dies")
     p.add_argument("--exit-when-stuck", action="store_true", default=None,
                    help="exit with status 3 once every handler thread is stuck past its timeout")
     p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
@@ -131,10 +133,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
 
-def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
+def cmd_work(args: argparse.Namespace, s: Settings, drain: bool, argv: list[str]) -> int:
     from .registry import registry
     from .worker import Worker
 
+    if args.processes is not None:
+        if drain or args.processes < 1:
+            print(f"kyu: --processes {args.processes}: only `run` takes it, with N >= 1",
+                  file=sys.stderr)
+            return 2
+        from .supervisor import Supervisor, default_base_id
+
+        base = getattr(args, "worker_id", None) or default_base_id()
+        return Supervisor(argv, args.processes, base, Admin(s.database_url)).run()
     sys.path.insert(0, os.getcwd())
     try:
         import_handlers(s.handlers)
@@ -244,6 +255,7 @@ def cmd_enqueue(args: argparse.Namespace, admin: Admin) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         s = _settings(args)
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics.setup_logging(s.log_level, s.log_json)
     try:
         if args.command in ("run", "process"):
-            return cmd_work(args, s, drain=args.command == "process")
+            return cmd_work(args, s, drain=args.command == "process", argv=argv)
         admin = Admin(s.database_url)
         if args.command == "status":
             return cmd_status(args, admin)
