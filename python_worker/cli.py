@@ -74,7 +74,8 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=None,
                    help="run: supervise N worker processes, restarting any that dies")
     p.add_argument("--exit-when-stuck", action="store_true", default=None,
-                   help="exit with status 3 once every handler thread is stuck past its timeout")
+                   help="exit with status 3 once degraded (every handler thread stuck past its"
+                   " timeout, or RSS over --max-rss-mb)")
     p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
     p.add_argument("--lease-seconds", type=int, help="lease per claim (default: type/queue)")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")

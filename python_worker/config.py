@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # sync handlers in threads, or each in a handler process that can be killed and replaced
     isolation: Literal["thread", "process"] = "thread"
     child_max_rss_mb: float | None = Field(None, gt=0)  # replace a handler process above this
-    exit_when_stuck: bool = False  # exit (status 3) once every thread is stuck past its timeout
+    exit_when_stuck: bool = False  # exit (status 3) once degraded: threads stuck, RSS over cap
     poll_interval: float = Field(2.0, gt=0)
     lease_seconds: int | None = Field(None, ge=1)
     heartbeat_interval: float = Field(10.0, gt=0)

@@ -83,6 +83,7 @@ class Worker:
         self.drained: set[str] = set()  # lanes whose last quiet claim came back empty
         self.stopping = False
         self.throttled = False
+        self.over_memory: str | None = None  # the resource monitor's RSS verdict
         self.degraded: str | None = None
         self.exit_code = 0
         self.listener: Listener | None = None
@@ -257,9 +258,11 @@ class Worker:
                 "pool_mode": self.pool_mode, "connections": self.connections(),
                 "max_connections": self.budget.total}
 
-    def _set_throttled(self, throttled: bool) -> None:
+    def _set_throttled(self, throttled: bool, over_memory: str | None) -> None:
         """The resource monitor's verdict; lifting it wakes the claim loop at once."""
         self.throttled = throttled
+        self.over_memory = over_memory
+        self._check_degraded()
         if not throttled:
             self._wake_all()
 
@@ -647,13 +650,17 @@ class Worker:
                 self._check_degraded()
 
     def _check_degraded(self) -> None:
-        """Degraded while stuck threads leave none free: no sync job can be claimed."""
+        """Degraded while stuck threads leave none free (no sync job can be claimed) or while
+        the RSS is over --max-rss-mb (nothing is claimed, and memory that handlers hold in
+        this process is seldom given back)."""
         was = self.degraded
+        reasons = []
         if self.stuck and len(self.stuck) >= self.threads:
-            self.degraded = (f"all {self.threads} handler threads stuck past their timeout;"
-                             " not claiming sync jobs")
-        else:
-            self.degraded = None
+            reasons.append(f"all {self.threads} handler threads stuck past their timeout;"
+                           " not claiming sync jobs")
+        if self.over_memory:
+            reasons.append(f"{self.over_memory} (--max-rss-mb); not claiming")
+        self.degraded = "; ".join(reasons) or None
         if self.degraded == was:
             return
         metrics.DEGRADED.set(int(self.degraded is not None))
@@ -662,7 +669,7 @@ class Worker:
             return
         log.error("degraded: %s", self.degraded)
         if self.s.exit_when_stuck and not self.stopping:
-            log.error("exiting so that a supervisor restarts this worker (exit_when_stuck)")
+            log.error("exiting so that a supervisor restarts this worker (--exit-when-stuck)")
             self.exit_code = 3
             self._stop()
 

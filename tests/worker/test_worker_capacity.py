@@ -142,3 +142,17 @@ def test_a_worker_never_opens_more_connections_than_its_budget(url: str, spawn) 
     assert session["max_connections"] == 10
     assert 0 < session["connections"] <= 10
     assert 7 <= peak <= 10, peak
+
+
+def test_a_worker_over_its_memory_cap_is_degraded_and_can_exit_to_be_restarted(url) -> None:
+    # a thread-mode worker cannot give a leaking handler's memory back: it stays throttled, so
+    # it says so (degraded) and, with --exit-when-stuck, exits for its supervisor to restart it
+    async def run() -> tuple[int, str | None]:
+        w = Worker(Settings(database_url=url, job_types=["test.echo"], max_rss_mb=1,
+                            exit_when_stuck=True, poll_interval=0.1), registry)
+        code = await asyncio.wait_for(w.run(), 30)
+        return code, w.degraded
+
+    code, degraded = asyncio.run(run())
+    assert code == 3
+    assert degraded is not None and "MB > 1 MB (--max-rss-mb)" in degraded
