@@ -107,7 +107,7 @@ class Worker:
 
     def _budget(self, listening: bool) -> Budget:
         """Shares ``max_connections`` out; the handlers get what the worker's own calls leave."""
-        handlers = self.registry.all()
+        handlers = [h for h in self.registry.all() if h.job_type in self.job_types]
         claims = sum(lane.streams for lane in self.lanes) or 1
         fixed = int(listening) + claims + UPKEEP_CONNECTIONS
         left = self.s.max_connections - fixed
