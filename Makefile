@@ -8,8 +8,10 @@ PY := $(VENV)/bin/python
 SUPABASE := node_modules/.bin/supabase
 STAMP := .local/stamps
 DB_URL = $(shell scripts/db.sh url)
+# PgBouncer in transaction mode in front of the local cluster (empty with DATABASE_URL set)
+POOLER_URL = $(shell scripts/db.sh pooler-url)
 SYSTEM_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check \
-	postgresql-contrib tesseract-ocr tesseract-ocr-jpn poppler-utils fonts-ipafont-gothic \
+	pgbouncer postgresql-contrib tesseract-ocr tesseract-ocr-jpn poppler-utils fonts-ipafont-gothic \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
 	chromium chromium-driver
 WORKER_ARGS ?=
@@ -43,7 +45,7 @@ $(STAMP)/node: package.json
 
 deps: $(STAMP)/system $(STAMP)/venv $(STAMP)/node ## install system packages, the Python venv and the Supabase CLI
 
-db: $(STAMP)/system ## start the local PostgreSQL 15 + pg_cron cluster on 127.0.0.1:54322 (idempotent)
+db: $(STAMP)/system ## start the local PostgreSQL 15 + pg_cron cluster on 127.0.0.1:54322 and PgBouncer on :55322 (idempotent)
 	@scripts/db.sh start
 
 db-stop: ## stop the local cluster
@@ -125,8 +127,8 @@ test-sql: migrate ## the pgTAP suite through pg_prove
 	@psql "$(DB_URL)" -Xqc "create extension if not exists pgtap" >/dev/null
 	pg_prove --ext .sql -r -d "$(DB_URL)" supabase/tests/database
 
-test-py: migrate $(STAMP)/venv ## pytest against the real database
-	DATABASE_URL="$(DB_URL)" $(VENV)/bin/pytest -q
+test-py: migrate $(STAMP)/venv ## pytest against the real database (the worker's core tests also through PgBouncer)
+	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(VENV)/bin/pytest -q
 
 test: deps lint check-functions test-sql test-py ## everything CI runs
 
@@ -134,7 +136,7 @@ test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml 
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
 bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
-	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(PY) scripts/bench.py
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)

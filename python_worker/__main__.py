@@ -2,4 +2,6 @@
 
 from .cli import main
 
-raise SystemExit(main())
+# guarded: process isolation starts children with "spawn", which imports this module again
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import metrics
@@ -28,29 +29,47 @@ MAX_BATCH = 5000
 
 
 class Acknowledger:
-    def __init__(self, db: Database, worker_id: str, counts: dict[str, int]) -> None:
+    def __init__(
+        self, db: Database, worker_id: str, counts: dict[str, int], on_sent: Callable[[], None]
+    ) -> None:
         self.db = db
         self.worker_id = worker_id
         self.counts = counts
+        self.on_sent = on_sent  # called after each round trip: its jobs no longer hold slots
         # (the attempt, its result as JSON): plain pairs, they never leave this module
         self.acks: list[tuple[Running, str | None]] = []
         self.fails: list[tuple[FailedAttempt, Running]] = []
         self.progress: dict[int, tuple[str, Any]] = {}  # job id -> (lease token, progress)
         self.flushing = False
+        self.sending = 0  # attempts in the round trip under way
+        self._pending_sync = 0
         self.event = asyncio.Event()
 
     @property
     def idle(self) -> bool:
         return not (self.acks or self.fails or self.flushing)
 
+    @property
+    def pending(self) -> int:
+        """Finished attempts not yet acknowledged: their jobs are still leased to this worker,
+        so they count against its concurrency."""
+        return len(self.acks) + len(self.fails) + self.sending
+
+    @property
+    def pending_sync(self) -> int:
+        """Of ``pending``, the attempts of sync handlers (they count against the threads)."""
+        return self._pending_sync
+
     def ok(self, r: Running, result_json: str | None) -> None:
         self.acks.append((r, result_json))
+        self._pending_sync += r.sync
         self.event.set()
 
     def fail(self, r: Running, failed: Failed) -> None:
         attempt = FailedAttempt(r.id, failed.error, failed.retryable, failed.retry_at, r.attempt,
                                 r.lease_token, failed.public)
         self.fails.append((attempt, r))
+        self._pending_sync += r.sync
         self.event.set()
 
     def report_progress(self, job_id: int, lease_token: str, progress: Any) -> None:
@@ -68,8 +87,11 @@ class Acknowledger:
                 acks, self.acks = self.acks[:MAX_BATCH], self.acks[MAX_BATCH:]
                 fails, self.fails = self.fails, []
                 self.flushing = True
+                self.sending = len(acks) + len(fails)
                 try:
                     await self._send(acks, fails)
+                    self._pending_sync -= sum([r.sync for r, _ in acks]) + sum(
+                        [r.sync for _, r in fails])
                     backoff.reset()
                 except CONNECTION_ERRORS as exc:
                     self.acks[:0] = acks
@@ -83,6 +105,8 @@ class Acknowledger:
                                   len(acks) + len(fails))
                 finally:
                     self.flushing = False
+                    self.sending = 0
+                    self.on_sent()
 
     async def _send(
         self, acks: list[tuple[Running, str | None]], fails: list[tuple[FailedAttempt, Running]]

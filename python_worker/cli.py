@@ -58,8 +58,24 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", action="append", metavar="NAMES",
                    help="queues to serve (comma list)")
     p.add_argument("--job-types", action="append", metavar="TYPES", help="only these job types")
-    p.add_argument("--concurrency", help="N or MIN-MAX, e.g. 2-16 (grows with backlog)")
-    p.add_argument("--batch-size", type=int, help="jobs per claim (1-1000)")
+    p.add_argument("--concurrency",
+                   help="jobs at once, N or MIN-MAX (grows with backlog; default 500-2000)")
+    p.add_argument("--threads", type=int, help="sync handlers at once (default 16)")
+    p.add_argument("--batch-size", type=int, help="jobs per claim (1-1000, default 1000)")
+    p.add_argument("--max-connections", type=int,
+                   help="connections this worker may open, handlers' included (default 10)")
+    p.add_argument("--pool-mode", choices=["auto", "transaction", "session", "direct"],
+                   help="how DATABASE_URL reaches Postgres (default auto)")
+    p.add_argument("--listen-url", help="direct or session-mode URL for LISTEN")
+    p.add_argument("--isolation", choices=["thread", "process"],
+                   help="run sync handlers in threads (default) or in handler processes")
+    p.add_argument("--child-max-rss-mb", type=float,
+                   help="replace a handler process whose RSS is above this after a job")
+    p.add_argument("--processes", type=int, default=None,
+                   help="run: supervise N worker processes, restarting any that dies")
+    p.add_argument("--exit-when-stuck", action="store_true", default=None,
+                   help="exit with status 3 once degraded (every handler thread stuck past its"
+                   " timeout, or RSS over --max-rss-mb)")
     p.add_argument("--poll-interval", type=float, help="seconds between polls without NOTIFY")
     p.add_argument("--lease-seconds", type=int, help="lease per claim (default: type/queue)")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
@@ -109,17 +125,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     keys = [
-        "handlers", "queues", "job_types", "concurrency", "batch_size", "poll_interval",
+        "handlers", "queues", "job_types", "concurrency", "threads", "batch_size",
+        "max_connections", "pool_mode", "listen_url", "exit_when_stuck", "isolation",
+        "child_max_rss_mb", "poll_interval",
         "lease_seconds", "heartbeat_interval", "shutdown_grace", "max_rss_mb", "max_load",
         "metrics_port", "worker_id", "database_url", "log_json", "log_level",
     ]
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
 
-def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
+def cmd_work(args: argparse.Namespace, s: Settings, drain: bool, argv: list[str]) -> int:
     from .registry import registry
     from .worker import Worker
 
+    if args.processes is not None:
+        if drain or args.processes < 1:
+            print(f"kyu: --processes {args.processes}: only `run` takes it, with N >= 1",
+                  file=sys.stderr)
+            return 2
+        from .supervisor import Supervisor, default_base_id
+
+        base = getattr(args, "worker_id", None) or default_base_id()
+        return Supervisor(argv, args.processes, base, Admin(s.database_url)).run()
     sys.path.insert(0, os.getcwd())
     try:
         import_handlers(s.handlers)
@@ -130,7 +157,11 @@ def cmd_work(args: argparse.Namespace, s: Settings, drain: bool) -> int:
         metrics.serve(s.metrics_port)
         log.info("metrics on :%d/metrics", s.metrics_port)
     worker = Worker(s, registry, drain=drain)
-    code = asyncio.run(worker.run(install_signals=True))
+    try:
+        code = asyncio.run(worker.run(install_signals=True))
+    except ValueError as exc:  # settings that only make sense once the handlers are known
+        print(f"kyu: {exc}", file=sys.stderr)
+        return 2
     if drain and args.json:
         print(dump(worker.counts))
     # handler threads that outlived the grace period (or a timeout) must not hold the exit
@@ -225,6 +256,7 @@ def cmd_enqueue(args: argparse.Namespace, admin: Admin) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         s = _settings(args)
@@ -234,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics.setup_logging(s.log_level, s.log_json)
     try:
         if args.command in ("run", "process"):
-            return cmd_work(args, s, drain=args.command == "process")
+            return cmd_work(args, s, drain=args.command == "process", argv=argv)
         admin = Admin(s.database_url)
         if args.command == "status":
             return cmd_status(args, admin)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,8 +55,17 @@ class Settings(BaseSettings):
     handlers: CsvList = Field(default_factory=list)
     queues: CsvList = Field(default_factory=list)
     job_types: CsvList = Field(default_factory=list)
-    concurrency: str = "2-16"
-    batch_size: int = Field(100, ge=1, le=1000)
+    # jobs running at once, async and sync together (MIN-MAX, grows with the backlog); async
+    # handlers cost a task each, so the default serves no-op jobs at full speed
+    concurrency: str = "500-2000"
+    # sync handlers at once: one thread each, and claims never take more sync jobs than there
+    # are free threads (a thread stuck past its timeout is not free)
+    threads: int = Field(16, ge=1, le=1000)
+    batch_size: int = Field(1000, ge=1, le=1000)
+    # sync handlers in threads, or each in a handler process that can be killed and replaced
+    isolation: Literal["thread", "process"] = "thread"
+    child_max_rss_mb: float | None = Field(None, gt=0)  # replace a handler process above this
+    exit_when_stuck: bool = False  # exit (status 3) once degraded: threads stuck, RSS over cap
     poll_interval: float = Field(2.0, gt=0)
     lease_seconds: int | None = Field(None, ge=1)
     heartbeat_interval: float = Field(10.0, gt=0)
@@ -71,11 +80,16 @@ class Settings(BaseSettings):
     )
     claim_streams: int = Field(0, ge=0, le=4)  # 0: two when MAX >= 2 * batch_size, else one
     async_claim_commit: bool = True  # claims commit without waiting for the WAL flush
-    pool_size: int = Field(4, ge=2)
-    prepare_threshold: int | None = 0
+    # every connection this worker opens, handler transactions and LISTEN included
+    max_connections: int = Field(10, ge=3, le=1000)
+    # how the worker reaches Postgres: transaction (PgBouncer/Supavisor transaction mode: no
+    # prepared statements, LISTEN only on listen_url), session or direct; auto detects a pooler
+    pool_mode: Literal["auto", "transaction", "session", "direct"] = "auto"
+    listen_url: str | None = None  # a session-capable URL for LISTEN (default: database_url)
+    prepare_threshold: int | None = 0  # psycopg's; always None in transaction mode
 
     @field_validator("prepare_threshold", "lease_seconds", "max_rss_mb", "max_load",
-                     "metrics_port", mode="before")
+                     "metrics_port", "listen_url", "child_max_rss_mb", mode="before")
     @classmethod
     def _none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):

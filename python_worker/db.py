@@ -36,10 +36,18 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-CLAIM_SQL = (
-    "select id, job_type, queue_name, payload, attempt, max_attempts, priority,"
+CLAIM_COLUMNS = (
+    "id, job_type, queue_name, payload, attempt, max_attempts, priority,"
     " lease_expires_at, lease_seconds, owner_id, created_at, lease_token::text, parent_id"
-    " from queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
+)
+CLAIM_SQL = (
+    f"select {CLAIM_COLUMNS} from queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
+)
+# the same, committing without waiting for the WAL flush: set_config(..., true) is SET LOCAL,
+# so the setting lasts for this statement's own transaction only (safe behind any pooler)
+CLAIM_ASYNC_COMMIT_SQL = (
+    f"select {CLAIM_COLUMNS} from (select set_config('synchronous_commit', 'off', true)) as s,"
+    " queue.claim_jobs(%s, %s, %s::text[], %s::text[], %s::int)"
 )
 # every call about a claimed job presents its lease token (the claim's secret)
 COMPLETE_SQL = "select queue.complete_jobs(%s::bigint[], %s, %s::jsonb[], %s::int[], %s::uuid[])"
@@ -96,13 +104,59 @@ async def _configure_claims(conn: psycopg.AsyncConnection[Any]) -> None:
     set_json_loads(_jsonb_loads, conn)
 
 
-def _conn_kwargs(prepare_threshold: int | None) -> dict[str, Any]:
+def _conn_kwargs(prepare_threshold: int | None, role: str) -> dict[str, Any]:
+    # No startup "options": transaction poolers (PgBouncer, Supavisor) refuse them. Settings a
+    # call needs go in its own transaction (set_config(..., true), i.e. SET LOCAL).
     return {
         "autocommit": True,
         "prepare_threshold": prepare_threshold,
-        "application_name": "kyu-worker",
+        "application_name": f"kyu-{role}",
         "connect_timeout": 5,
     }
+
+
+POOL_MODES = ("auto", "transaction", "session", "direct")
+SUPAVISOR_TRANSACTION_PORT = 6543
+
+
+async def detect_pool_mode(url: str, mode: str) -> tuple[str, str]:
+    """The pool mode to work in, and why: ``mode`` unless it is ``auto``.
+
+    ``auto`` connects once: a server that listens on another port than the one we connected to
+    (``inet_server_port()``) sits behind a proxy, which we treat as a transaction pooler, the
+    safe assumption; so is port 6543 (Supavisor's transaction mode). Otherwise ``direct``.
+    """
+    if mode not in POOL_MODES:
+        raise ValueError(f"pool mode must be one of {', '.join(POOL_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode, "set by KYU_POOL_MODE"
+    async with await psycopg.AsyncConnection.connect(
+        url, **_conn_kwargs(None, "probe")
+    ) as conn:
+        cur = await conn.execute("select inet_server_port()")
+        row = await cur.fetchone()
+        client_port = int(conn.info.port) if conn.info.port else None
+    server_port = row[0] if row else None
+    if client_port == SUPAVISOR_TRANSACTION_PORT:
+        return "transaction", f"port {client_port} is Supavisor's transaction mode"
+    if server_port is not None and client_port is not None and server_port != client_port:
+        return "transaction", (f"connected to port {client_port} but the server listens on"
+                               f" {server_port}: a pooler in between, assumed transaction mode")
+    return "direct", "the server answers on the port we connected to"
+
+
+class Budget(NamedTuple):
+    """How a worker's connections are shared out; ``total`` is never exceeded."""
+
+    listen: int  # the LISTEN connection (0 when polling)
+    claims: int  # one per claim stream
+    upkeep: int  # acknowledgements, heartbeats, progress, releases
+    async_handlers: int  # completing transactions of async handlers (transaction=True)
+    sync_handlers: int  # ctx.connection of sync handlers
+
+    @property
+    def total(self) -> int:
+        return sum(self)
 
 
 class Database:
@@ -111,46 +165,49 @@ class Database:
     def __init__(
         self,
         url: str,
+        budget: Budget,
         *,
-        pool_size: int = 4,
         prepare_threshold: int | None = 0,
-        claim_streams: int = 1,
         async_claim_commit: bool = True,
-        transaction_pool_size: int = 0,
     ) -> None:
         self.url = url
+        self.budget = budget
         self.prepare_threshold = prepare_threshold
+        # a claim lost in a server crash only means the job is still waiting (its lease-less
+        # row is claimed again), so its commit need not wait for the WAL flush; set per
+        # transaction inside the statement, which every pooler passes through
+        self.claim_sql = CLAIM_ASYNC_COMMIT_SQL if async_claim_commit else CLAIM_SQL
 
         def pool(
-            name: str, size: int, min_size: int, configure: Any = None, **extra: Any
+            role: str, size: int, min_size: int, configure: Any = None, **extra: Any
         ) -> AsyncConnectionPool:
             return AsyncConnectionPool(
                 url,
-                kwargs=_conn_kwargs(prepare_threshold) | extra,
+                kwargs=_conn_kwargs(prepare_threshold, role) | extra,
                 configure=configure,
                 min_size=min_size,
                 max_size=size,
                 open=False,
                 timeout=5.0,
                 reconnect_timeout=24 * 3600.0,
-                name=name,
+                name=f"kyu-{role}",
             )
 
         # acknowledgements, heartbeats, progress, releases: durable commits
-        self.pool = pool("kyu-worker", max(2, pool_size), 2)
-        # claims: a claim lost in a server crash only means the job is still waiting (its
-        # lease-less row is claimed again), so these commits need not wait for the WAL flush
-        claim_opts = {"options": "-c synchronous_commit=off"} if async_claim_commit else {}
-        self.claim_pool = pool("kyu-claim", max(1, claim_streams), max(1, claim_streams),
-                               _configure_claims, **claim_opts)
+        self.pool = pool("worker", budget.upkeep, 1)
+        self.claim_pool = pool("claim", budget.claims, budget.claims, _configure_claims)
         # the completing transactions of async handlers with transaction=True
         self.tx_pool = (
-            pool("kyu-transactions", transaction_pool_size, 0, autocommit=False)
-            if transaction_pool_size else None
+            pool("transactions", budget.async_handlers, 0, autocommit=False)
+            if budget.async_handlers else None
         )
 
     def _pools(self) -> list[AsyncConnectionPool]:
         return [p for p in (self.pool, self.claim_pool, self.tx_pool) if p is not None]
+
+    def open_connections(self) -> int:
+        """Connections the pools hold now (opened, idle or lent)."""
+        return sum(p.get_stats().get("pool_size", 0) for p in self._pools())
 
     async def open(self) -> None:
         for p in self._pools():
@@ -170,7 +227,7 @@ class Database:
     ) -> list[ClaimedJob]:
         async with self.claim_pool.connection() as conn:
             cur = await conn.execute(
-                CLAIM_SQL,
+                self.claim_sql,
                 (worker_id, batch_size, queues or None, job_types or None, lease_seconds),
             )
             make = ClaimedJob._make
@@ -268,10 +325,12 @@ class Database:
 
     # -- the completing transaction of an async handler (ctx.connection) -------------------
 
-    async def begin_job_transaction(self) -> psycopg.AsyncConnection[Any]:
+    async def begin_job_transaction(self, timeout: float) -> psycopg.AsyncConnection[Any]:
+        """A connection for one handler's transaction; waits up to ``timeout`` for one of the
+        budget's connections to come free rather than opening more."""
         if self.tx_pool is None:
             raise RuntimeError("no transaction pool: no async handler asked for transaction=True")
-        return await self.tx_pool.getconn()
+        return await self.tx_pool.getconn(timeout=timeout)
 
     async def end_job_transaction(
         self,
@@ -309,7 +368,7 @@ class Listener:
 
     async def connect(self) -> None:
         self.conn = await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, application_name="kyu-listen", connect_timeout=5
+            self.url, **_conn_kwargs(None, "listen")
         )
         await self.conn.execute(f"listen {CHANNEL}")
 
@@ -341,15 +400,24 @@ class SyncTransactions:
     def _get_pool(self) -> ConnectionPool:
         with self._lock:
             if self._pool is None:
-                kwargs = _conn_kwargs(self.prepare_threshold) | {"autocommit": False}
+                kwargs = _conn_kwargs(self.prepare_threshold, "handlers") | {"autocommit": False}
                 self._pool = ConnectionPool(
-                    self.url, kwargs=kwargs, min_size=1, max_size=self.size, open=True,
+                    self.url, kwargs=kwargs, min_size=0, max_size=self.size, open=True,
                     timeout=30.0, reconnect_timeout=24 * 3600.0, name="kyu-handlers",
                 )
             return self._pool
 
-    def begin(self) -> psycopg.Connection[Any]:
-        return self._get_pool().getconn()
+    def open_connections(self) -> int:
+        pool = self._pool
+        return pool.get_stats().get("pool_size", 0) if pool is not None else 0
+
+    def begin(self, timeout: float) -> psycopg.Connection[Any]:
+        """A connection for one handler's transaction; waits up to ``timeout`` for one of the
+        budget's connections to come free rather than opening more."""
+        if self.size < 1:
+            raise RuntimeError("no connection for ctx.connection: the worker's connection budget"
+                               " leaves none for sync handlers (raise KYU_MAX_CONNECTIONS)")
+        return self._get_pool().getconn(timeout=timeout)
 
     def end(
         self, conn: psycopg.Connection[Any],
@@ -373,14 +441,43 @@ class SyncTransactions:
                     conn.rollback()
             except CONNECTION_ERRORS:
                 pass
-            self._get_pool().putconn(conn)
+            self._give_back(conn)
         return ok
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        self._get_pool().putconn(conn)
 
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
                 self._pool.close(timeout=2.0)
                 self._pool = None
+
+
+class ChildTransactions(SyncTransactions):
+    """``ctx.connection`` in a handler process (``--isolation process``): a connection opened
+    when the handler asks and closed with its transaction, holding one of the budget's
+    ``slots`` (a semaphore the worker's handler processes share) meanwhile."""
+
+    def __init__(self, url: str, prepare_threshold: int | None, slots: Any) -> None:
+        super().__init__(url, 1, prepare_threshold)
+        self.slots = slots
+
+    def begin(self, timeout: float) -> psycopg.Connection[Any]:
+        if not self.slots.acquire(timeout=timeout):
+            raise TimeoutError(f"no connection of the worker's budget came free in {timeout:g}s")
+        try:
+            kwargs = _conn_kwargs(self.prepare_threshold, "handlers") | {"autocommit": False}
+            return psycopg.connect(self.url, **kwargs)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.close()
+        finally:
+            self.slots.release()
 
 
 class Admin:
@@ -449,6 +546,20 @@ class Admin:
             row = conn.execute("select * from queue.get_job(%s)", (job_id,)).fetchone()
             assert row is not None
             return row
+
+    def fail_jobs_of_worker(self, worker_id: str, error: str) -> list[int]:
+        """Fails every job ``worker_id`` still runs with ``error`` (retryable: SQL decides
+        retry or dead letter), as the worker that died would have; returns their ids."""
+        failed = []
+        with self._connect() as conn:
+            held = conn.execute("select id, attempt from queue.all_jobs where worker_id = %s"
+                                " and status = 'running' order by id", (worker_id,)).fetchall()
+            for r in held:
+                status = conn.execute(FAIL_SQL, (r["id"], worker_id, error, True, None,
+                                                 r["attempt"])).fetchone()
+                if status is not None and status["fail_job"] is not None:
+                    failed.append(r["id"])
+        return failed
 
     # ---- the operator's verbs (cli.py: pause, resume, cancel, retry, discard, show, list,
     # workers, health, schedules, queues, metrics); each one queue.* call ----

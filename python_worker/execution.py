@@ -111,15 +111,18 @@ def _end_quietly(tx: SyncTransactions, conn: psycopg.Connection[Any]) -> None:
         pass
 
 
-async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Database) -> Outcome:
-    """Runs an async handler on the event loop."""
+async def run_async(
+    h: Handler, raw: Any, ctx: JobContext | None, db: Database, timeout: float
+) -> Outcome:
+    """Runs an async handler on the event loop; ``timeout`` bounds the wait for a connection
+    of the worker's budget when the handler has a transaction."""
     try:
         payload = h.payload(raw)
     except ValidationError as exc:
         return invalid_payload(h.job_type, exc)
     conn = None
     if h.transaction and ctx is not None:
-        conn = await db.begin_job_transaction()
+        conn = await db.begin_job_transaction(timeout)
         ctx._conn = conn
     try:
         result = await (h.func(payload, ctx) if h.wants_ctx else h.func(payload))
@@ -128,7 +131,7 @@ async def run_async(h: Handler, raw: Any, ctx: JobContext | None, db: Database) 
         if conn is not None:
             await _aend_quietly(db, conn)
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() in a handler too
         if conn is not None:
             await _aend_quietly(db, conn)
         return classify(exc)

@@ -45,6 +45,10 @@ THROTTLE_REASON = Gauge(
     "kyu_throttle_active", "1 while this resource limit pauses claiming.", ["resource"]
 )
 DB_UP = Gauge("kyu_database_up", "1 while the worker reaches the database.")
+THREADS_STUCK = Gauge(
+    "kyu_threads_stuck", "Handler threads still running past their attempt's timeout."
+)
+DEGRADED = Gauge("kyu_degraded", "1 while stuck threads leave none free for sync jobs.")
 
 
 class TypeMetrics:

@@ -17,7 +17,7 @@ class Running:
 
     __slots__ = (
         "id", "job_type", "queue_name", "attempt", "lease_token", "lease_seconds", "timeout",
-        "deadline", "started", "renewed", "task", "done", "metrics",
+        "deadline", "started", "renewed", "task", "done", "sync", "metrics",
     )
 
     def __init__(self, job: ClaimedJob, timeout: float, now: float) -> None:
@@ -33,4 +33,5 @@ class Running:
         self.renewed = now
         self.task: Any = None  # asyncio.Task (async handler) or Future (sync handler)
         self.done = False
+        self.sync = False  # a sync handler's attempt (runs in a thread)
         self.metrics = metrics.for_type(self.job_type)

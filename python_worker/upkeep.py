@@ -76,13 +76,15 @@ async def heartbeat_loop(
 async def resource_loop(
     max_rss_mb: float | None,
     max_load: float | None,
-    set_throttled: Callable[[bool], None],
+    set_throttled: Callable[[bool, str | None], None],
 ) -> None:
-    """Checks RSS and load every second; calls ``set_throttled`` when the verdict changes."""
+    """Checks RSS and load every second; calls ``set_throttled(throttled, over_memory)`` when
+    the verdict changes (``over_memory`` names the RSS over its cap, else None)."""
     if max_rss_mb is None and max_load is None:
         return
     proc = psutil.Process()
     throttled = False
+    memory: str | None = None
     while True:
         reasons = []
         rss_mb = proc.memory_info().rss / 2**20
@@ -99,8 +101,9 @@ async def resource_loop(
             log.warning("throttled: not claiming while %s", "; ".join(reasons))
         elif not reasons and throttled:
             log.info("throttle lifted: claiming again (RSS %.0f MB, load %.2f)", rss_mb, load)
-        if bool(reasons) != throttled:
-            throttled = bool(reasons)
-            set_throttled(throttled)
+        now_memory = reasons[0] if over_rss else None
+        if bool(reasons) != throttled or (now_memory is None) != (memory is None):
+            throttled, memory = bool(reasons), now_memory
+            set_throttled(throttled, memory)
         metrics.THROTTLED.set(int(throttled))
         await asyncio.sleep(1.0)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The local database: a plain PostgreSQL 15 cluster shaped like Supabase's local one
 # (127.0.0.1:54322, database postgres, pg_cron preloaded, Supabase roles and auth.* helpers).
-# Usage: scripts/db.sh install|start|stop|reset|status|url
-# With DATABASE_URL set, nothing local is touched: start/reset only prepare that database.
+# In front of it, PgBouncer in transaction mode (the way Supabase's pooler serves most users) on
+# port KYU_DB_PORT + 1000 (55322), so the worker's tests run through a real pooler too.
+# Usage: scripts/db.sh install|start|stop|reset|status|url|pooler-url
+# With DATABASE_URL set, nothing local is touched: start/reset only prepare that database, and
+# pooler-url prints nothing.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +14,11 @@ data_dir="$root/.local/pgdata"
 log_file="$root/.local/postgres.log"
 port=${KYU_DB_PORT:-54322}  # another port lets a second checkout run beside this one
 local_url="postgresql://postgres:postgres@127.0.0.1:$port/postgres"
-apt_packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check)
+pooler_port=$((port + 1000))
+pooler_dir="$root/.local/pgbouncer"
+pooler_url="postgresql://postgres:postgres@127.0.0.1:$pooler_port/postgres"
+apt_packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap pgtap postgresql-15-plpgsql-check
+    pgbouncer)
 
 say() { echo "db: $*" >&2; }
 
@@ -80,7 +87,7 @@ start() {
     if [ -n "${DATABASE_URL:-}" ]; then prepare "$DATABASE_URL"; return; fi
     install
     init_cluster
-    if running; then return 0; fi
+    if running; then start_pooler; return 0; fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         say "port $port is taken by another server; stop it or set DATABASE_URL"
         exit 1
@@ -88,6 +95,49 @@ start() {
     as_postgres "$pg_bin/pg_ctl" -D "$data_dir" -l "$log_file" -w -t 60 start >/dev/null
     say "started on 127.0.0.1:$port"
     prepare "$local_url"
+    start_pooler
+}
+
+pooler_running() {
+    [ -f "$pooler_dir/pgbouncer.pid" ] && kill -0 "$(cat "$pooler_dir/pgbouncer.pid")" 2>/dev/null
+}
+
+# PgBouncer with its defaults but for the pool mode: transaction, as Supavisor's port 6543. Any
+# database name is passed through to the local cluster (the tests' clones included); it
+# authenticates nobody itself (trust, like the cluster), and refuses what a default PgBouncer
+# refuses, such as a startup "options" parameter.
+start_pooler() {
+    if pooler_running; then return 0; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$pooler_port") 2>/dev/null; then
+        say "port $pooler_port (pooler) is taken by another server; stop it or set KYU_DB_PORT"
+        exit 1
+    fi
+    mkdir -p "$pooler_dir"
+    cat >"$pooler_dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pooler_port
+unix_socket_dir =
+pool_mode = transaction
+auth_type = trust
+auth_file = $pooler_dir/userlist.txt
+admin_users = postgres
+max_client_conn = 1000
+default_pool_size = 20
+logfile = $pooler_dir/pgbouncer.log
+pidfile = $pooler_dir/pgbouncer.pid
+INI
+    echo '"postgres" ""' >"$pooler_dir/userlist.txt"
+    chown -R postgres "$pooler_dir"
+    as_postgres pgbouncer -d -q "$pooler_dir/pgbouncer.ini"
+    say "pgbouncer (transaction mode) on 127.0.0.1:$pooler_port"
+}
+
+stop_pooler() {
+    if pooler_running; then kill "$(cat "$pooler_dir/pgbouncer.pid")"; say "pgbouncer stopped"; fi
 }
 
 # Supabase's roles and auth helpers, where missing (a Supabase project already has them).
@@ -96,6 +146,7 @@ prepare() {
 }
 
 stop() {
+    stop_pooler
     if running; then as_postgres "$pg_bin/pg_ctl" -D "$data_dir" -m fast -w stop >/dev/null; say "stopped"; fi
 }
 
@@ -113,5 +164,6 @@ case "${1:-}" in
     reset) reset ;;
     status) if running; then echo running; else echo stopped; exit 1; fi ;;
     url) echo "${DATABASE_URL:-$local_url}" ;;
-    *) echo "usage: $0 install|start|stop|reset|status|url" >&2; exit 2 ;;
+    pooler-url) if [ -z "${DATABASE_URL:-}" ]; then echo "$pooler_url"; fi ;;
+    *) echo "usage: $0 install|start|stop|reset|status|url|pooler-url" >&2; exit 2 ;;
 esac

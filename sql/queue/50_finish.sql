@@ -46,6 +46,9 @@ set jit = off
 as $$
 declare
     v_count int;
+    -- the time of this call, not now(): a job completed inside its handler's transaction
+    -- (ctx.connection) finishes when that transaction ends, not when it began
+    v_finished_at timestamptz := clock_timestamp();
 begin
     insert into queue.job_history (
         id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
@@ -55,7 +58,7 @@ begin
     select
         j.id, j.job_type, j.queue_name, _write_history.status, j.priority, j.payload, j.attempt,
         j.max_attempts, j.unique_key, j.owner_id, j.worker_id, j.errors, _write_history.results[j.ordinality],
-        j.progress, j.run_at, j.created_at, j.started_at, now(),
+        j.progress, j.run_at, j.created_at, j.started_at, v_finished_at,
         j.public_error, j.parent_id, j.releases, j.released_at, j.released_by
     from unnest(_write_history.jobs) with ordinality as j;
     get diagnostics v_count = row_count;
@@ -64,7 +67,7 @@ end
 $$;
 
 comment on function queue._write_history(queue.jobs[], queue.job_status, jsonb[]) is
-'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = now(). Returns how many.';
+'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = the time of the call (clock_timestamp(), not the transaction''s start). Returns how many.';
 
 -- _archive_job: moves one live job to history with its final status.
 create or replace function queue._archive_job(

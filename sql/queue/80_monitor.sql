@@ -111,12 +111,15 @@ select
     coalesce(r.jobs_in_flight, 0)::int as jobs_in_flight,
     coalesce(w.last_seen_at > now() - interval '1 minute', false) as alive,
     r.oldest_lease_expires_at,
-    w.metadata
+    w.metadata,
+    (w.metadata ->> 'connections')::int as connections,
+    (w.metadata ->> 'max_connections')::int as max_connections,
+    w.metadata ->> 'degraded' as degraded
 from queue.worker_sessions as w
 full join r on w.worker_id = r.worker_id;
 
 comment on view queue.workers is
-'Worker processes: id, host, pid, start, last heartbeat, running jobs held; alive = heartbeat in the last minute (the worker beats every 10 s). A worker holding jobs without ever heartbeating appears with null host and heartbeat.';
+'Worker processes: id, host, pid, start, last heartbeat, running jobs held; alive = heartbeat in the last minute (the worker beats every 10 s); connections the worker holds and its budget (max_connections); degraded = why it cannot serve all its job types (e.g. every handler thread stuck past its timeout), null when it can. A worker holding jobs without ever heartbeating appears with null host and heartbeat.';
 
 -- _cron_jobs: Kyu's pg_cron entries (named queue-...) with their last run; empty without pg_cron.
 create or replace function queue._cron_jobs()
@@ -267,7 +270,8 @@ $$;
 comment on function queue._health_queues(queue.queue_stats[], interval, numeric) is
 'Private check of health(): per queue that is not paused (stats in queue order), unhealthy when the oldest waiting job waited over 6 x max_wait, degraded over max_wait, and degraded when over max_failure_rate of 10+ jobs finished in the last hour died.';
 
--- _health_workers: jobs due in an unpaused queue with nobody heartbeating.
+-- _health_workers: jobs due in an unpaused queue with nobody heartbeating; live workers that
+-- report themselves degraded.
 create or replace function queue._health_workers(worker_timeout interval)
 returns table (level text, reason text)
 language plpgsql
@@ -278,6 +282,12 @@ as $$
 declare
     v_waiting bigint;
 begin
+    return query
+    select 'degraded', format('worker %s is degraded: %s', w.worker_id, w.metadata ->> 'degraded')
+    from queue.worker_sessions as w
+    where w.last_seen_at > now() - _health_workers.worker_timeout
+        and w.metadata ->> 'degraded' is not null
+    order by w.worker_id;
     if exists (select from queue.worker_sessions as w where w.last_seen_at > now() - _health_workers.worker_timeout) then
         return;
     end if;
@@ -296,7 +306,7 @@ end
 $$;
 
 comment on function queue._health_workers(interval) is
-'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout.';
+'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout; degraded for each live worker whose heartbeat says it is degraded (metadata degraded).';
 
 -- _health_leases: leases nobody reaps, so housekeeping is not running.
 create or replace function queue._health_leases()

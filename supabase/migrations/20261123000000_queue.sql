@@ -1484,6 +1484,9 @@ set jit = off
 as $$
 declare
     v_count int;
+    -- the time of this call, not now(): a job completed inside its handler's transaction
+    -- (ctx.connection) finishes when that transaction ends, not when it began
+    v_finished_at timestamptz := clock_timestamp();
 begin
     insert into queue.job_history (
         id, job_type, queue_name, status, priority, payload, attempt, max_attempts, unique_key,
@@ -1493,7 +1496,7 @@ begin
     select
         j.id, j.job_type, j.queue_name, _write_history.status, j.priority, j.payload, j.attempt,
         j.max_attempts, j.unique_key, j.owner_id, j.worker_id, j.errors, _write_history.results[j.ordinality],
-        j.progress, j.run_at, j.created_at, j.started_at, now(),
+        j.progress, j.run_at, j.created_at, j.started_at, v_finished_at,
         j.public_error, j.parent_id, j.releases, j.released_at, j.released_by
     from unnest(_write_history.jobs) with ordinality as j;
     get diagnostics v_count = row_count;
@@ -1502,7 +1505,7 @@ end
 $$;
 
 comment on function queue._write_history(queue.jobs[], queue.job_status, jsonb[]) is
-'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = now(). Returns how many.';
+'Private: inserts the given job rows (already deleted from queue.jobs) into queue.job_history with the final status, the result aligned with each row (results may be null), and finished_at = the time of the call (clock_timestamp(), not the transaction''s start). Returns how many.';
 
 -- _archive_job: moves one live job to history with its final status.
 create or replace function queue._archive_job(
@@ -2918,12 +2921,15 @@ select
     coalesce(r.jobs_in_flight, 0)::int as jobs_in_flight,
     coalesce(w.last_seen_at > now() - interval '1 minute', false) as alive,
     r.oldest_lease_expires_at,
-    w.metadata
+    w.metadata,
+    (w.metadata ->> 'connections')::int as connections,
+    (w.metadata ->> 'max_connections')::int as max_connections,
+    w.metadata ->> 'degraded' as degraded
 from queue.worker_sessions as w
 full join r on w.worker_id = r.worker_id;
 
 comment on view queue.workers is
-'Worker processes: id, host, pid, start, last heartbeat, running jobs held; alive = heartbeat in the last minute (the worker beats every 10 s). A worker holding jobs without ever heartbeating appears with null host and heartbeat.';
+'Worker processes: id, host, pid, start, last heartbeat, running jobs held; alive = heartbeat in the last minute (the worker beats every 10 s); connections the worker holds and its budget (max_connections); degraded = why it cannot serve all its job types (e.g. every handler thread stuck past its timeout), null when it can. A worker holding jobs without ever heartbeating appears with null host and heartbeat.';
 
 -- _cron_jobs: Kyu's pg_cron entries (named queue-...) with their last run; empty without pg_cron.
 create or replace function queue._cron_jobs()
@@ -3074,7 +3080,8 @@ $$;
 comment on function queue._health_queues(queue.queue_stats[], interval, numeric) is
 'Private check of health(): per queue that is not paused (stats in queue order), unhealthy when the oldest waiting job waited over 6 x max_wait, degraded over max_wait, and degraded when over max_failure_rate of 10+ jobs finished in the last hour died.';
 
--- _health_workers: jobs due in an unpaused queue with nobody heartbeating.
+-- _health_workers: jobs due in an unpaused queue with nobody heartbeating; live workers that
+-- report themselves degraded.
 create or replace function queue._health_workers(worker_timeout interval)
 returns table (level text, reason text)
 language plpgsql
@@ -3085,6 +3092,12 @@ as $$
 declare
     v_waiting bigint;
 begin
+    return query
+    select 'degraded', format('worker %s is degraded: %s', w.worker_id, w.metadata ->> 'degraded')
+    from queue.worker_sessions as w
+    where w.last_seen_at > now() - _health_workers.worker_timeout
+        and w.metadata ->> 'degraded' is not null
+    order by w.worker_id;
     if exists (select from queue.worker_sessions as w where w.last_seen_at > now() - _health_workers.worker_timeout) then
         return;
     end if;
@@ -3103,7 +3116,7 @@ end
 $$;
 
 comment on function queue._health_workers(interval) is
-'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout.';
+'Private check of health(): unhealthy when jobs are due in a queue that is not paused and no worker heartbeated within worker_timeout; degraded for each live worker whose heartbeat says it is degraded (metadata degraded).';
 
 -- _health_leases: leases nobody reaps, so housekeeping is not running.
 create or replace function queue._health_leases()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,3 +140,32 @@ def service_retry(job: dict) -> None:
 @handler("test.duck_permanent")
 def duck_permanent(job: dict) -> None:
     raise Throttled("gone for good", permanent=True)
+
+
+@handler("test.hold")
+def hold(job: dict, ctx: JobContext) -> None:
+    """Holds its completing transaction open for payload.seconds (connection budget tests)."""
+    ctx.connection.execute("select 1")
+    time.sleep(job.get("seconds", 0.2))
+
+
+_leaked: list[bytes] = []
+
+
+@handler("test.exit")
+def exit_now(job: dict) -> None:
+    """Ends its process at once, as a crashing extension or a stray os._exit would."""
+    os._exit(job.get("status", 3))
+
+
+@handler("test.leak")
+def leak(job: dict) -> dict[str, int]:
+    """Keeps payload.mb MB for good; returns the pid of the process it ran in."""
+    _leaked.append(b"x" * (job.get("mb", 1) * 2**20))
+    return {"pid": os.getpid()}
+
+
+@handler("test.async_exit")
+async def async_exit(job: dict) -> None:
+    """sys.exit() in an async handler: it must end the attempt, not the worker."""
+    sys.exit(job.get("status", 4))

@@ -33,9 +33,9 @@ def test_handlers_and_settings_come_from_the_environment(monkeypatch) -> None:
 
 
 def test_concurrency_grows_with_the_backlog(url: str) -> None:
-    sql(url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.sleep',"
+    sql(url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.slow',"
              " 'payload', jsonb_build_object('seconds', 0.02)))) from generate_series(1, 60)")
-    w = drain(url, ["test.sleep"], concurrency="2-12", batch_size=50)
+    w = drain(url, ["test.slow"], concurrency="2-12", batch_size=50)
     assert w.counts["completed"] == 60
     assert w.limit > 2
 

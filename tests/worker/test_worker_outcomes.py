@@ -113,3 +113,12 @@ def test_service_errors_map_to_retry_at_and_permanent(url: str) -> None:
     assert "Throttled: 429 from the service" in row["last_error"]
     dead = job(url, p)
     assert (dead["status"], dead["last_error"]) == ("dead", "Throttled: gone for good")
+
+
+def test_finished_at_is_when_the_job_finished_not_when_its_transaction_began(url: str) -> None:
+    # test.hold opens its completing transaction at once, then works 0.5 s before completing
+    j = enqueue(url, "test.hold", {"seconds": 0.5})
+    drain(url, ["test.hold"])
+    row = job(url, j)
+    assert row["status"] == "completed"
+    assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.5

@@ -33,11 +33,12 @@ def test_a_job_longer_than_its_lease_is_kept_alive_by_heartbeats(url, spawn) -> 
 
 
 def test_concurrency_shrinks_back_to_its_minimum_when_idle(url) -> None:
-    sql(url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.sleep',"
+    # --concurrency bounds async jobs (sync ones are bounded by --threads)
+    sql(url, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 'test.slow',"
              " 'payload', jsonb_build_object('seconds', 0.02)))) from generate_series(1, 80)")
 
     async def burst_then_idle() -> tuple[int, int]:
-        w = Worker(Settings(database_url=url, job_types=["test.sleep"], concurrency="2-12",
+        w = Worker(Settings(database_url=url, job_types=["test.slow"], concurrency="2-12",
                             batch_size=50, poll_interval=0.2), registry)
         task = asyncio.create_task(w.run())
         peak = w.limit
