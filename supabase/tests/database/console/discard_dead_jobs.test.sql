@@ -10,7 +10,7 @@ select queue.enqueue_job(job_type => 't_ops_job') as cancelled_id
 select queue.enqueue_job(job_type => 't_ops_job') as live_id
 \gset
 select c.id from queue.claim_jobs(worker_id => 'w-d', batch_size => 1, queue_names => array['t_ops']) as c;
-select queue.fail_job(:dead_id, 'w-d', 'gone', retryable => false);
+select queue.fail_job(:dead_id, 'w-d', 'gone', retryable => false, lease_token => pg_temp.token(:dead_id));
 select queue.cancel_job(:cancelled_id);
 
 select

@@ -21,7 +21,7 @@ select queue.enqueue_job(job_type => 't_ops_job', payload => '{"k": "f"}') as f_
 \gset
 -- d completes, e dies, f is cancelled, c runs
 select c.id from queue.claim_jobs(worker_id => 'w-s', batch_size => 10, queue_names => array['t_ops_other']) as c;
-select queue.complete_job(:d_id, 'w-s', '{"ok": true}');
+select queue.complete_job(:d_id, 'w-s', '{"ok": true}', lease_token => pg_temp.token(:d_id));
 select queue.cancel_job(:a_id);
 select queue.retry_job(:a_id);
 select queue.cancel_job(:f_id);
@@ -31,7 +31,7 @@ select queue.retry_job(:b_id);
 update queue.jobs set priority = 1
 where id in (:c_id, :e_id);
 select c.id from queue.claim_jobs(worker_id => 'w-s', batch_size => 2, queue_names => array['t_ops']) as c;
-select queue.fail_job(:e_id, 'w-s', 'card declined', retryable => false);
+select queue.fail_job(:e_id, 'w-s', 'card declined', retryable => false, lease_token => pg_temp.token(:e_id));
 
 select
     is(

@@ -7,7 +7,7 @@ select plan(2);
 select queue.enqueue_job('t_job', '{"k": "late"}') as job \gset
 select c.attempt from queue.claim_jobs('w-a', 1, array['t_core']) as c \gset
 select pg_sleep(0.2);
-select ok(queue.complete_job(:job, 'w-a', null, :attempt), 'completed in the same transaction');
+select ok(queue.complete_job(:job, 'w-a', null, :attempt, pg_temp.token(:job)), 'completed in the same transaction');
 select
     ok(
         (
