@@ -917,10 +917,16 @@ begin
             using errcode = '22023', hint = 'Split the batch: each call is one transaction.';
     end if;
 
-    -- ids are drawn before the insert so each input row keeps its id whatever the insert order
+    -- ids are drawn before the insert so each input row keeps its id whatever the insert order,
+    -- and in input order: _resolve_jobs returns its rows in its join's order, which follows the
+    -- plan (a hash join over job_types reversed two jobs once the tables had statistics), so
+    -- they are sorted first; a subquery with an order by is never flattened
     with resolved as materialized (
         select r.*, nextval('queue.jobs_id_seq') as new_id
-        from queue._resolve_jobs(enqueue_jobs.jobs) as r
+        from (
+            select x.* from queue._resolve_jobs(enqueue_jobs.jobs) as x
+            order by x.ord
+        ) as r
     ),
     ins as (
         insert into queue.jobs (
