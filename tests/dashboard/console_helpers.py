@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def seed(url: str) -> Seeded:
 
         # emails gets its limits at the end: the seeding claims more than they allow
         emails_policy = ("select queue.create_queue(queue_name => 'emails', max_attempts => 3,"
-                         " backoff_base => '0 seconds', backoff_max => '0 seconds'{})")
+                         " backoff_base => '0 seconds', backoff_max => '1 second'{})")
         conn.execute(emails_policy.format(""))
         conn.execute("select queue.create_queue(queue_name => 'images', lease_seconds => 600,"
                      " backoff_strategy => 'linear', backoff_base => '30 seconds',"
@@ -93,9 +94,13 @@ def seed(url: str) -> Seeded:
                            f" payload => %(p)s::jsonb{cols})",
                            {"t": jt, "p": json.dumps(payload), **kw}))
 
+        tokens: dict[int, str] = {}  # each claimed job's lease token, presented when finishing
+
         def claim(worker: str, queue: str, n: int) -> list[int]:
-            rows = conn.execute("select id from queue.claim_jobs(worker_id => %s, batch_size => %s,"
-                                " queue_names => array[%s])", (worker, n, queue)).fetchall()
+            rows = conn.execute("select id, lease_token::text from queue.claim_jobs("
+                                "worker_id => %s, batch_size => %s, queue_names => array[%s])",
+                                (worker, n, queue)).fetchall()
+            tokens.update({r["id"]: r["lease_token"] for r in rows})
             return [r["id"] for r in rows]
 
         completed: list[int] = []
@@ -105,52 +110,55 @@ def seed(url: str) -> Seeded:
         for i in range(12):
             completed.append(enqueue("image.resize", {"image_id": 9000 + i, "width": 640}))
         for jid in claim("worker-a:4121", "emails", 40) + claim("worker-b:4188", "images", 12):
-            conn.execute("select queue.complete_job(%s, %s, %s::jsonb)",
+            conn.execute("select queue.complete_job(%s, %s, %s::jsonb, lease_token => %s::uuid)",
                          (jid, "worker-a:4121" if jid in completed[:40] else "worker-b:4188",
-                          json.dumps({"message_id": f"<{jid}@mail.example.jp>"})))
+                          json.dumps({"message_id": f"<{jid}@mail.example.jp>"}), tokens[jid]))
 
         # dead: emails that fail three times, images with a permanent error
         dead = [enqueue("email.send", {"to": f"bounce{i}@example.jp", "template": "invoice"},
                         owner_id=owner if i == 0 else None) for i in range(4)]
         for attempt in range(3):
             for jid in claim("worker-a:4121", "emails", 10):
-                conn.execute("select queue.fail_job(%s, %s, %s)",
-                             (jid, "worker-a:4121", ERRORS[(jid + attempt) % 3]))
+                conn.execute("select queue.fail_job(%s, %s, %s, lease_token => %s::uuid)",
+                             (jid, "worker-a:4121", ERRORS[(jid + attempt) % 3], tokens[jid]))
         bad_images = [enqueue("image.resize", {"image_id": 77, "width": "wide"})
                       for _ in range(2)]
         for jid in claim("worker-b:4188", "images", 10):
-            conn.execute("select queue.fail_job(%s, %s, %s, retryable => false)",
-                         (jid, "worker-b:4188", ERRORS[4]))
+            conn.execute("select queue.fail_job(%s, %s, %s, retryable => false,"
+                         " lease_token => %s::uuid)",
+                         (jid, "worker-b:4188", ERRORS[4], tokens[jid]))
         dead += bad_images
 
         # retrying: failed once, waiting out the linear backoff
         retrying = [enqueue("image.resize", {"image_id": 500 + i, "width": 1280})
                     for i in range(3)]
         for jid in claim("worker-b:4188", "images", 3):
-            conn.execute("select queue.fail_job(%s, %s, %s)", (jid, "worker-b:4188", ERRORS[2]))
+            conn.execute("select queue.fail_job(%s, %s, %s, lease_token => %s::uuid)",
+                         (jid, "worker-b:4188", ERRORS[2], tokens[jid]))
 
         # running, with progress
         running = [enqueue("report.monthly", {"month": "2026-11", "account": f"acct-{i}"},
                            owner_id=owner) for i in range(3)]
         for n, jid in enumerate(claim("worker-c:977", "reports", 3)):
-            conn.execute("select queue.report_progress(%s, %s, %s::jsonb)",
+            conn.execute("select queue.report_progress(%s, %s, %s::jsonb, %s::uuid)",
                          (jid, "worker-c:977", json.dumps({"done": 3 + n * 4, "total": 12,
-                                                           "step": "rendering pages"})))
+                                                           "step": "rendering pages"}),
+                          tokens[jid]))
 
         # waiting now, and scheduled for later
         waiting = [enqueue("email.digest", {"user_id": i, "period": "weekly"})
                    for i in range(18)]
         waiting += [enqueue("email.send", {"to": "later@example.jp"},
-                            run_at="2099-01-01T00:00:00Z")]
+                            run_at=(datetime.now(UTC) + timedelta(days=30)).isoformat())]
 
         # workers: two beating (one throttled), one gone quiet
         conn.execute("select queue.heartbeat('worker-a:4121', '{}', 'app-1', 4121, %s::jsonb)",
                      (json.dumps({"concurrency": 8, "in_flight": 0, "queues": ["emails"],
                                   "throttled": False}),))
         conn.execute("select queue.heartbeat('worker-c:977', %s::bigint[], 'app-2', 977,"
-                     " %s::jsonb)", (running, json.dumps({"concurrency": 4, "in_flight": 3,
-                                                          "queues": ["reports", "images"],
-                                                          "throttled": True})))
+                     " %s::jsonb, %s::uuid[])", (running, json.dumps({
+                         "concurrency": 4, "in_flight": 3, "queues": ["reports", "images"],
+                         "throttled": True}), [tokens.get(j) for j in running]))
         conn.execute("insert into queue.worker_sessions (worker_id, host, pid, started_at,"
                      " last_seen_at, metadata) values ('worker-b:4188', 'app-1', 4188,"
                      " now() - interval '3 hours', now() - interval '25 minutes',"

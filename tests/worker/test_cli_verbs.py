@@ -10,9 +10,13 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from worker_helpers import HERE, ROOT, drain, enqueue, job, sql, wait_for
+
+# waiting for later (run_at is at most a year ahead)
+LATER = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
 OWNER = "33333333-3333-4333-8333-333333333333"
 
@@ -52,7 +56,7 @@ def test_pausing_an_unknown_queue_names_it(qurl: str) -> None:
 
 
 def test_cancel_then_retry_then_cancel_again(qurl: str) -> None:
-    job_id = enqueue(qurl, "t_cli.job", {"n": 1}, run_at="2099-01-01")
+    job_id = enqueue(qurl, "t_cli.job", {"n": 1}, run_at=LATER)
     out = cli(qurl, "cancel", str(job_id))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"job {job_id} cancelled"
@@ -74,7 +78,7 @@ def test_discard_deletes_dead_jobs_only(qurl: str) -> None:
     dead = enqueue(qurl, "test.permanent", {})
     drain(qurl, ["test.permanent"])
     assert job(qurl, dead)["status"] == "dead"
-    live = enqueue(qurl, "t_cli.job", {}, run_at="2099-01-01")
+    live = enqueue(qurl, "t_cli.job", {}, run_at=LATER)
     out = cli(qurl, "discard", str(dead), str(live))
     assert out.returncode == 1
     assert f"job {dead} discarded" in out.stdout
@@ -87,7 +91,7 @@ def test_discard_deletes_dead_jobs_only(qurl: str) -> None:
 
 def test_show_prints_payload_progress_and_every_error(qurl: str) -> None:
     job_id = enqueue(qurl, "test.flaky", {"succeed_on": 9, "note": "見積書"}, max_attempts=2,
-                     backoff_base="0 seconds", backoff_max="0 seconds")
+                     backoff_base="0 seconds", backoff_max="1 second")
     drain(qurl, ["test.flaky"])
     out = cli(qurl, "show", str(job_id))
     assert out.returncode == 0, out.stderr
@@ -104,9 +108,9 @@ def test_show_prints_payload_progress_and_every_error(qurl: str) -> None:
 
 
 def test_list_filters_and_pages_by_id(qurl: str) -> None:
-    ids = [enqueue(qurl, "t_cli.job", {"batch": "L", "i": i}, run_at="2099-01-01")
+    ids = [enqueue(qurl, "t_cli.job", {"batch": "L", "i": i}, run_at=LATER)
            for i in range(5)]
-    owned = enqueue(qurl, "t_cli.job", {"batch": "O"}, run_at="2099-01-01", owner_id=OWNER)
+    owned = enqueue(qurl, "t_cli.job", {"batch": "O"}, run_at=LATER, owner_id=OWNER)
     first = json.loads(cli(qurl, "--json", "list", "--payload", '{"batch": "L"}',
                            "--limit", "3").stdout)
     assert [r["id"] for r in first] == ids[::-1][:3]
