@@ -3665,7 +3665,10 @@ select
     j.progress,
     null::jsonb as result,
     -- what the handler chose to tell the owner, or a generic line: never the raw error, a worker
-    -- id or a host (those stay in errors, for operators)
+    -- id or a host (those stay in errors, for operators). last_error is the same text, under the
+    -- name clients written before public_error select
+    case when j.status = 'retrying' then coalesce(j.public_error, 'The last attempt failed; the job will be retried.') end
+        as last_error,
     case when j.status = 'retrying' then coalesce(j.public_error, 'The last attempt failed; the job will be retried.') end
         as public_error,
     j.parent_id,
@@ -3686,6 +3689,7 @@ select
     h.max_attempts,
     h.progress,
     h.result,
+    case when h.status = 'dead' then coalesce(h.public_error, 'The job failed.') end as last_error,
     case when h.status = 'dead' then coalesce(h.public_error, 'The job failed.') end as public_error,
     h.parent_id,
     h.run_at,
@@ -3696,7 +3700,7 @@ from queue.job_history as h
 where h.owner_id = (select auth.uid());
 
 comment on view queue_public.my_jobs is
-'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, a public error (what the handler chose to say, e.g. PermanentError(public=...), or a generic line while retrying or dead), the parent job and timings. No payloads, raw errors or worker ids.';
+'The signed-in user''s jobs (waiting, running and finished until purged): status, attempts, progress, result, a public error (what the handler chose to say, e.g. PermanentError(public=...), or a generic line while retrying or dead; last_error is the same text, kept for older clients), the parent job and timings. No payloads, raw errors or worker ids.';
 
 -- ---- privileges ----
 
