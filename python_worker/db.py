@@ -550,16 +550,10 @@ class Admin:
     def fail_jobs_of_worker(self, worker_id: str, error: str) -> list[int]:
         """Fails every job ``worker_id`` still runs with ``error`` (retryable: SQL decides
         retry or dead letter), as the worker that died would have; returns their ids."""
-        failed = []
         with self._connect() as conn:
-            held = conn.execute("select id, attempt from queue.all_jobs where worker_id = %s"
-                                " and status = 'running' order by id", (worker_id,)).fetchall()
-            for r in held:
-                status = conn.execute(FAIL_SQL, (r["id"], worker_id, error, True, None,
-                                                 r["attempt"])).fetchone()
-                if status is not None and status["fail_job"] is not None:
-                    failed.append(r["id"])
-        return failed
+            rows = conn.execute("select id from queue.fail_worker_jobs(%s, %s) as id",
+                                (worker_id, error)).fetchall()
+        return [r["id"] for r in rows]
 
     # ---- the operator's verbs (cli.py: pause, resume, cancel, retry, discard, show, list,
     # workers, health, schedules, queues, metrics); each one queue.* call ----

@@ -45,6 +45,7 @@ class ChildJob(NamedTuple):
     worker_id: str
     lease_seconds: int
     payload: Any
+    lease_token: str  # the claim's secret: ctx.connection completes the job with it
 
 
 def exit_error(code: int | None) -> str:
@@ -80,8 +81,8 @@ def _child_main(
                 ctx = JobContext(
                     id=job.id, job_type=job.job_type, queue_name=job.queue_name,
                     attempt=job.attempt, max_attempts=job.max_attempts, worker_id=job.worker_id,
-                    lease_seconds=job.lease_seconds,
-                    _progress=lambda _id, p: conn.send(("progress", p)),
+                    lease_seconds=job.lease_seconds, lease_token=job.lease_token,
+                    _progress=lambda _id, _token, p: conn.send(("progress", p)),
                     _connect=lambda c: setattr(c, "_conn", tx.begin(timeout=60.0)),
                 )
             outcome = execution.run_sync(h, job.payload, ctx, tx)

@@ -548,9 +548,10 @@ class Worker:
     def _in_child(self, r: Running, job: ClaimedJob) -> Outcome:
         assert self.children is not None
         child_job = ChildJob(job.id, job.job_type, job.queue_name, job.attempt,
-                             job.max_attempts, self.worker_id, job.lease_seconds, job.payload)
+                             job.max_attempts, self.worker_id, job.lease_seconds, job.payload,
+                             job.lease_token)
         return self.children.run(child_job, r.timeout,
-                                 lambda p: self._progress_threadsafe(r.id, p))
+                                 lambda p: self._progress_threadsafe(r.id, r.lease_token, p))
 
     def _context(self, r: Running, job: ClaimedJob, h: Handler) -> JobContext:
         return JobContext(

@@ -477,3 +477,35 @@ $$;
 
 comment on function queue.reap_expired_leases() is
 'Jobs whose lease expired (their worker vanished) count the attempt as failed: they wait for a retry, or go to the dead letter when attempts are spent. Returns how many were reaped. Run every minute by pg_cron.';
+
+-- fail_worker_jobs: fails the attempts of every job a worker held, when whoever ran that worker
+-- saw it die (the supervisor of run --processes): at once, instead of after the lease and the
+-- reaper. Not granted to queue_worker: a worker may finish only what its lease tokens prove.
+create or replace function queue.fail_worker_jobs(worker_id text, error text)
+returns setof bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_job queue.jobs;
+begin
+    if fail_worker_jobs.worker_id is null or btrim(fail_worker_jobs.worker_id) = '' then
+        raise exception 'worker_id is required' using errcode = '22023';
+    end if;
+    for v_job in
+        select j.*
+        from queue.jobs as j
+        where j.status = 'running' and j.worker_id = fail_worker_jobs.worker_id
+        order by j.id
+        for update
+    loop
+        perform queue._fail_locked(v_job, coalesce(fail_worker_jobs.error, 'worker died'), true, null);
+        return next v_job.id;
+    end loop;
+end
+$$;
+
+comment on function queue.fail_worker_jobs(text, text) is
+'Fails (retryably: retry or dead letter as usual) every running job of a worker that is known to be dead, with error as the cause; returns their ids. For a supervisor that saw the worker process exit; service_role only.';
