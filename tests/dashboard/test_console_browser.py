@@ -101,7 +101,9 @@ def test_an_anonymous_visitor_is_sent_to_sign_in(browser: Any, console: Console)
     wait(browser).until(ec.url_contains("/login"))
     browser.find_element(By.ID, "token").send_keys("not the token")
     browser.find_element(By.ID, "sign-in-submit").click()
-    assert browser.find_element(By.ID, "login-error").text == "wrong token"
+    # a wrong token is answered after half a second: wait for the answer, not the old page
+    error = wait(browser).until(ec.presence_of_element_located((By.ID, "login-error")))
+    assert error.text == "wrong token"
 
 
 def test_retry_a_dead_job_through_the_page(browser: Any, console: Console, seeded: Seeded,
