@@ -261,6 +261,9 @@ begin
         end if;
     end loop;
 
+    -- per-owner quotas of queues that bind every caller (27_owner_limits.sql)
+    perform queue._enforce_owner_limits_of(v_ids);
+
     -- one notification per queue per statement wakes idle workers; future jobs are found by polling
     if v_queues is not null then
         perform pg_notify('kyu_jobs', q) from unnest(v_queues) as q;

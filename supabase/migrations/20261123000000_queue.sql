@@ -180,11 +180,16 @@ comment on function queue._time_problem(text, timestamptz, interval) is
 create table queue.settings (
     singleton boolean primary key default true,
     max_payload_bytes int not null default 1048576,
+    -- end users (queue_public.enqueue_job) get a cap of their own: 20 payloads of 1 MB from one
+    -- signed-in user went through before it existed
+    max_user_payload_bytes int not null default 65536,
     constraint settings_single_row check (singleton),
-    constraint settings_max_payload_positive check (max_payload_bytes > 0)
+    constraint settings_max_payload_positive check (max_payload_bytes > 0),
+    constraint settings_max_user_payload_positive check (max_user_payload_bytes > 0)
 );
 
-comment on table queue.settings is 'Global settings (one row): the payload size cap for enqueue.';
+comment on table queue.settings is
+'Global settings (one row): the payload size cap for enqueue (max_payload_bytes) and the lower one for end users (max_user_payload_bytes).';
 
 insert into queue.settings (singleton) values (true) on conflict do nothing;
 
@@ -205,6 +210,16 @@ create table queue.queues (
     rate_refilled_at timestamptz,
     aging_interval interval,
     paused boolean not null default false,
+    -- tenants (sql/queue/27_owner_limits.sql, 37_fair_claim.sql): per-owner quotas at enqueue,
+    -- per-owner concurrency and fair claiming
+    owner_max_live_jobs int,
+    owner_enqueue_rate int,
+    owner_enqueue_interval interval,
+    owner_limits_all boolean not null default false,
+    owner_concurrency int,
+    fair boolean not null default false,
+    -- round-robin position of a fair queue: the owner served last; claim_jobs moves it
+    fair_cursor uuid,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint queues_name_format check (queue_name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
@@ -218,7 +233,13 @@ create table queue.queues (
         (rate_limit is null and rate_interval is null)
         or (rate_limit >= 1 and rate_interval > interval '0')
     ),
-    constraint queues_aging_positive check (aging_interval is null or aging_interval > interval '0')
+    constraint queues_aging_positive check (aging_interval is null or aging_interval > interval '0'),
+    constraint queues_owner_max_live_positive check (owner_max_live_jobs is null or owner_max_live_jobs >= 1),
+    constraint queues_owner_rate_complete check (
+        (owner_enqueue_rate is null and owner_enqueue_interval is null)
+        or (owner_enqueue_rate >= 1 and owner_enqueue_interval > interval '0')
+    ),
+    constraint queues_owner_concurrency_positive check (owner_concurrency is null or owner_concurrency >= 1)
 );
 
 comment on table queue.queues is
@@ -226,6 +247,15 @@ comment on table queue.queues is
 comment on column queue.queues.concurrency is 'At most this many running jobs across all workers; null = no limit.';
 comment on column queue.queues.rate_limit is 'At most rate_limit starts per rate_interval (token bucket); null = no limit.';
 comment on column queue.queues.aging_interval is 'A waiting job gains one priority step per aging_interval waited; null = off.';
+comment on column queue.queues.owner_max_live_jobs is
+'At most this many live (waiting or running) jobs per owner in this queue, for end users (and for every caller with owner_limits_all), times the owner''s tier quota_factor; null = no limit.';
+comment on column queue.queues.owner_enqueue_rate is
+'At most owner_enqueue_rate enqueues per owner_enqueue_interval per owner in this queue (a token bucket per owner), times the tier''s quota_factor; null = no limit.';
+comment on column queue.queues.owner_limits_all is
+'false (default): the owner quotas apply to end users only (queue_public.enqueue_job); true: also to service_role and every caller of enqueue_job(s) that passes an owner_id.';
+comment on column queue.queues.owner_concurrency is 'At most this many running jobs per owner across all workers; null = no limit.';
+comment on column queue.queues.fair is
+'Within a priority, claim_jobs hands out jobs round-robin across owners (weighted by the tier''s fair_weight) instead of first in, first out.';
 
 insert into queue.queues (queue_name, max_attempts, lease_seconds)
 values ('critical', 10, 60), ('default', 5, 300), ('bulk', 3, 900)
@@ -241,12 +271,21 @@ create table queue.job_types (
     services text[] not null default '{}',
     chains_to text[] not null default '{}',
     description text,
+    -- per-owner quotas for this type's jobs, on top of its queue's (27_owner_limits.sql)
+    owner_max_live_jobs int,
+    owner_enqueue_rate int,
+    owner_enqueue_interval interval,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint job_types_name_format check (job_type ~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$'),
     constraint job_types_priority_in_range check (priority between 1 and 100),
     constraint job_types_max_attempts_positive check (max_attempts is null or max_attempts >= 1),
-    constraint job_types_timeout_positive check (timeout_seconds is null or timeout_seconds >= 1)
+    constraint job_types_timeout_positive check (timeout_seconds is null or timeout_seconds >= 1),
+    constraint job_types_owner_max_live_positive check (owner_max_live_jobs is null or owner_max_live_jobs >= 1),
+    constraint job_types_owner_rate_complete check (
+        (owner_enqueue_rate is null and owner_enqueue_interval is null)
+        or (owner_enqueue_rate >= 1 and owner_enqueue_interval > interval '0')
+    )
 );
 
 comment on table queue.job_types is
@@ -255,13 +294,18 @@ comment on table queue.job_types is
 create table queue.tiers (
     tier text primary key,
     priority_offset int not null,
-    constraint tiers_offset_in_range check (priority_offset between -99 and 99)
+    quota_factor numeric not null default 1,
+    fair_weight int not null default 1,
+    constraint tiers_offset_in_range check (priority_offset between -99 and 99),
+    constraint tiers_quota_factor_in_range check (quota_factor > 0 and quota_factor <= 1000),
+    constraint tiers_fair_weight_in_range check (fair_weight between 1 and 100)
 );
 
-comment on table queue.tiers is 'Customer tiers: a job owned by a user of this tier gets priority + priority_offset (lower runs sooner).';
+comment on table queue.tiers is
+'Customer tiers: a job owned by a user of this tier gets priority + priority_offset (lower runs sooner); the per-owner quotas and enqueue rates are multiplied by quota_factor; on a fair queue the owner gets fair_weight turns for every one of a weight-1 owner.';
 
-insert into queue.tiers (tier, priority_offset)
-values ('free', 0), ('pro', -10), ('enterprise', -20)
+insert into queue.tiers (tier, priority_offset, quota_factor, fair_weight)
+values ('free', 0, 1, 1), ('pro', -10, 10, 2), ('enterprise', -20, 100, 4)
 on conflict do nothing;
 
 create table queue.owner_tiers (
@@ -270,6 +314,20 @@ create table queue.owner_tiers (
 );
 
 comment on table queue.owner_tiers is 'Which tier each job owner (auth.uid()) is on; owners not listed get no offset.';
+
+-- token buckets of the per-owner enqueue rates, one row per owner and scope (queue:<name> or
+-- type:<name>); the row is also the lock that serializes one owner's enqueues in that scope, so
+-- concurrent enqueuers cannot overshoot the live-job quota
+create table queue.owner_buckets (
+    owner_id uuid not null,
+    scope text not null,
+    tokens double precision,
+    refilled_at timestamptz not null default now(),
+    constraint owner_buckets_pkey primary key (owner_id, scope)
+);
+
+comment on table queue.owner_buckets is
+'Per-owner enqueue state: one row per owner and scope (queue:<name>, type:<name>) with the owner''s token bucket (tokens, refilled_at; null tokens = full). Its row lock serializes an owner''s enqueues in the scope, which keeps the live-job quota exact under concurrent enqueuers.';
 
 create table queue.circuit_breakers (
     service text primary key,
@@ -362,6 +420,12 @@ where unique_key is not null;
 
 create index jobs_owner_idx on queue.jobs (owner_id)
 where owner_id is not null;
+
+-- fair claiming: a skip scan over the owners with waiting jobs in a queue, then each owner's
+-- first jobs. Jobs without an owner are not in it, so the unfair path (the service's own
+-- jobs, the bench's) pays no upkeep for it.
+create index jobs_owner_claim_idx on queue.jobs (queue_name, owner_id, priority, run_at, id)
+where status in ('pending', 'retrying') and owner_id is not null;
 
 -- get_job lists a job's children
 create index jobs_parent_idx on queue.jobs (parent_id)
@@ -488,7 +552,13 @@ create or replace function queue.create_queue(
     concurrency int default null,
     rate_limit int default null,
     rate_interval interval default null,
-    aging_interval interval default null
+    aging_interval interval default null,
+    owner_max_live_jobs int default null,
+    owner_enqueue_rate int default null,
+    owner_enqueue_interval interval default null,
+    owner_limits_all boolean default false,
+    owner_concurrency int default null,
+    fair boolean default false
 )
 returns queue.queues
 language plpgsql
@@ -536,16 +606,27 @@ begin
         raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
             using errcode = '22023';
     end if;
+    perform queue._check_owner_policy(
+        create_queue.owner_max_live_jobs, create_queue.owner_enqueue_rate, create_queue.owner_enqueue_interval
+    );
+    if create_queue.owner_concurrency < 1 then
+        raise exception 'owner_concurrency must be at least 1 (or null for no limit), got %', create_queue.owner_concurrency
+            using errcode = '22023';
+    end if;
 
     insert into queue.queues as q (
         queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
-        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
+        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval,
+        owner_max_live_jobs, owner_enqueue_rate, owner_enqueue_interval, owner_limits_all, owner_concurrency, fair
     )
     values (
         create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
         create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
         create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
-        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
+        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval,
+        create_queue.owner_max_live_jobs, create_queue.owner_enqueue_rate, create_queue.owner_enqueue_interval,
+        coalesce(create_queue.owner_limits_all, false), create_queue.owner_concurrency,
+        coalesce(create_queue.fair, false)
     )
     on conflict on constraint queues_pkey do update
     set max_attempts = excluded.max_attempts,
@@ -562,6 +643,12 @@ begin
         rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
             or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
         aging_interval = excluded.aging_interval,
+        owner_max_live_jobs = excluded.owner_max_live_jobs,
+        owner_enqueue_rate = excluded.owner_enqueue_rate,
+        owner_enqueue_interval = excluded.owner_enqueue_interval,
+        owner_limits_all = excluded.owner_limits_all,
+        owner_concurrency = excluded.owner_concurrency,
+        fair = excluded.fair,
         updated_at = now()
     returning q.* into v_row;
     return v_row;
@@ -569,9 +656,10 @@ end
 $$;
 
 comment on function queue.create_queue(
-    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval,
+    int, int, interval, boolean, int, boolean
 ) is
-'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
+'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval. Tenants: owner_max_live_jobs (live jobs per owner) and owner_enqueue_rate per owner_enqueue_interval (a token bucket per owner) limit end users at enqueue (every caller passing an owner_id with owner_limits_all); owner_concurrency: max running jobs per owner; fair: round-robin across owners within a priority.';
 
 -- register_job_type: creates or updates a job type.
 create or replace function queue.register_job_type(
@@ -583,7 +671,10 @@ create or replace function queue.register_job_type(
     user_enqueue boolean default false,
     services text[] default '{}',
     description text default null,
-    chains_to text[] default '{}'
+    chains_to text[] default '{}',
+    owner_max_live_jobs int default null,
+    owner_enqueue_rate int default null,
+    owner_enqueue_interval interval default null
 )
 returns queue.job_types
 language plpgsql
@@ -609,16 +700,22 @@ begin
     elsif array_position(register_job_type.chains_to, null) is not null then
         raise exception 'chains_to must list job types, got %', register_job_type.chains_to using errcode = '22023';
     end if;
+    perform queue._check_owner_policy(
+        register_job_type.owner_max_live_jobs, register_job_type.owner_enqueue_rate,
+        register_job_type.owner_enqueue_interval
+    );
 
     insert into queue.job_types as t (
         job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description,
-        chains_to
+        chains_to, owner_max_live_jobs, owner_enqueue_rate, owner_enqueue_interval
     )
     values (
         register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
         register_job_type.max_attempts, register_job_type.timeout_seconds,
         coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
-        register_job_type.description, coalesce(register_job_type.chains_to, '{}')
+        register_job_type.description, coalesce(register_job_type.chains_to, '{}'),
+        register_job_type.owner_max_live_jobs, register_job_type.owner_enqueue_rate,
+        register_job_type.owner_enqueue_interval
     )
     on conflict on constraint job_types_pkey do update
     set queue_name = excluded.queue_name,
@@ -629,14 +726,17 @@ begin
         services = excluded.services,
         description = excluded.description,
         chains_to = excluded.chains_to,
+        owner_max_live_jobs = excluded.owner_max_live_jobs,
+        owner_enqueue_rate = excluded.owner_enqueue_rate,
+        owner_enqueue_interval = excluded.owner_enqueue_interval,
         updated_at = now()
     returning t.* into v_row;
     return v_row;
 end
 $$;
 
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text, text[]) is
-'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts (1-100) and lease (timeout_seconds), whether authenticated end users may enqueue it, the external services it depends on (circuit breakers), and the job types its handler may enqueue as children (chains_to; queue.enqueue_child_jobs).';
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text, text[], int, int, interval) is
+'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts (1-100) and lease (timeout_seconds), whether authenticated end users may enqueue it, the external services it depends on (circuit breakers), the job types its handler may enqueue as children (chains_to; queue.enqueue_child_jobs), and per-owner quotas for its jobs on top of the queue''s (owner_max_live_jobs, owner_enqueue_rate per owner_enqueue_interval).';
 
 -- ensure_job_type: registers a job type only if it is missing (a worker starting with its
 -- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.
@@ -702,6 +802,255 @@ $$;
 comment on function queue.set_owner_tier(
     uuid, text
 ) is 'Puts a job owner on a customer tier: their jobs are enqueued with priority + the tier''s priority_offset.';
+
+-- ---- sql/queue/27_owner_limits.sql ----
+-- Tenants at enqueue: per-owner quotas. A queue or a job type may cap an owner's live (waiting or
+-- running) jobs and the owner's enqueue rate (a token bucket per owner); a tier multiplies both
+-- (queue.tiers.quota_factor). They bind end users (queue_public.enqueue_job) always, and every
+-- caller passing an owner_id only on queues with owner_limits_all: service_role is trusted
+-- unless an operator asks.
+-- Over a limit: SQLSTATE 53400 (configuration_limit_exceeded: a configured limit, not bad input;
+-- PostgREST answers it with 503, which clients retry later), the owner, the scope and the limit
+-- in the message, when to retry in the hint. Nothing is written: the check runs after the insert
+-- in the same transaction, under the owner's lock, and its error undoes the insert.
+
+-- _check_owner_policy: what is wrong with a quota setting (create_queue, register_job_type).
+create or replace function queue._check_owner_policy(
+    owner_max_live_jobs int,
+    owner_enqueue_rate int,
+    owner_enqueue_interval interval
+)
+returns void
+language plpgsql
+immutable
+security definer
+set search_path = ''
+as $$
+begin
+    if _check_owner_policy.owner_max_live_jobs < 1 then
+        raise exception 'owner_max_live_jobs must be at least 1 (or null for no limit), got %',
+            _check_owner_policy.owner_max_live_jobs
+            using errcode = '22023';
+    end if;
+    if (_check_owner_policy.owner_enqueue_rate is null) <> (_check_owner_policy.owner_enqueue_interval is null)
+        or _check_owner_policy.owner_enqueue_rate < 1
+        or _check_owner_policy.owner_enqueue_interval <= interval '0'
+        or _check_owner_policy.owner_enqueue_interval > interval '1 day' then
+        raise exception 'owner_enqueue_rate (>= 1) and owner_enqueue_interval (over 0, at most a day) go together, got % per %',
+            coalesce(_check_owner_policy.owner_enqueue_rate::text, 'null'),
+            coalesce(_check_owner_policy.owner_enqueue_interval::text, 'null')
+            using errcode = '22023',
+            hint = 'For example owner_enqueue_rate => 10, owner_enqueue_interval => ''1 second''.';
+    end if;
+end
+$$;
+
+comment on function queue._check_owner_policy(int, int, interval) is
+'Private: raises 22023 naming the value when a per-owner quota setting is out of range (owner_max_live_jobs >= 1; owner_enqueue_rate >= 1 together with an owner_enqueue_interval over 0 and at most a day).';
+
+-- _enforce_owner_limits: the quotas of one owner for new jobs of one job type in one queue.
+-- Called after the jobs are inserted (counted = true: the live count includes them) or before
+-- (counted = false). Scopes are locked in name order (queue:... before type:...), and always as
+-- the transaction's last lock, so concurrent enqueuers wait in line and never deadlock.
+create or replace function queue._enforce_owner_limits(
+    owner_id uuid,
+    job_type text,
+    queue_name text,
+    new_jobs int default 1,
+    counted boolean default true
+)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_factor numeric;
+    v_scope record;
+    v_max int;
+    v_live int;
+    v_tokens double precision;
+    v_refilled_at timestamptz;
+    v_cap double precision;
+begin
+    if _enforce_owner_limits.owner_id is null then
+        return;
+    end if;
+    for v_scope in
+        select
+            'queue:' || q.queue_name as scope,
+            'queue ' || q.queue_name as label,
+            'queue.queues' as source,
+            q.owner_max_live_jobs as max_live,
+            q.owner_enqueue_rate as rate,
+            q.owner_enqueue_interval as per
+        from queue.queues as q
+        where q.queue_name = _enforce_owner_limits.queue_name
+            and (q.owner_max_live_jobs is not null or q.owner_enqueue_rate is not null)
+        union all
+        select
+            'type:' || jt.job_type,
+            'job type ' || jt.job_type,
+            'queue.job_types',
+            jt.owner_max_live_jobs,
+            jt.owner_enqueue_rate,
+            jt.owner_enqueue_interval
+        from queue.job_types as jt
+        where jt.job_type = _enforce_owner_limits.job_type
+            and (jt.owner_max_live_jobs is not null or jt.owner_enqueue_rate is not null)
+        order by 1
+    loop
+        if v_factor is null then
+            select t.quota_factor into v_factor
+            from queue.owner_tiers as ot
+            join queue.tiers as t on t.tier = ot.tier
+            where ot.owner_id = _enforce_owner_limits.owner_id;
+            v_factor := coalesce(v_factor, 1);
+        end if;
+        -- the owner's row in this scope is the lock: a second enqueuer of the same owner waits
+        -- here until the first commits, then counts again in a new statement (a new snapshot in
+        -- read committed; under repeatable read the update fails with 40001 instead of overshooting)
+        insert into queue.owner_buckets as b (owner_id, scope)
+        values (_enforce_owner_limits.owner_id, v_scope.scope)
+        on conflict on constraint owner_buckets_pkey do update
+        set refilled_at = b.refilled_at
+        returning b.tokens, b.refilled_at into v_tokens, v_refilled_at;
+
+        if v_scope.max_live is not null then
+            v_max := greatest(1, floor(v_scope.max_live * v_factor))::int;
+            -- stops past the quota plus the new jobs, so the cost is bounded by the quota itself
+            if v_scope.scope like 'queue:%' then
+                select count(*) into v_live
+                from (
+                    select
+                    from queue.jobs as j
+                    where j.owner_id = _enforce_owner_limits.owner_id
+                        and j.queue_name = _enforce_owner_limits.queue_name
+                    limit v_max + _enforce_owner_limits.new_jobs
+                ) as l;
+            else
+                select count(*) into v_live
+                from (
+                    select
+                    from queue.jobs as j
+                    where j.owner_id = _enforce_owner_limits.owner_id
+                        and j.job_type = _enforce_owner_limits.job_type
+                    limit v_max + _enforce_owner_limits.new_jobs
+                ) as l;
+            end if;
+            if not _enforce_owner_limits.counted then
+                v_live := v_live + _enforce_owner_limits.new_jobs;
+            end if;
+            if v_live > v_max then
+                raise exception 'owner % may have at most % live jobs in %, and this enqueue would make %',
+                    _enforce_owner_limits.owner_id, v_max, v_scope.label, v_live
+                    using errcode = '53400',
+                    hint = format(
+                        'Wait until some of the owner''s jobs finish (live = waiting or running). An operator raises the quota with %s.owner_max_live_jobs or the owner''s tier (queue.tiers.quota_factor).',
+                        v_scope.source
+                    );
+            end if;
+        end if;
+
+        if v_scope.rate is not null then
+            -- a token bucket: capacity rate x factor, refilled continuously over per; a waiting
+            -- enqueuer's now() may be older than the last refill, so time never runs backwards
+            v_cap := v_scope.rate * v_factor;
+            v_tokens := least(
+                v_cap,
+                coalesce(v_tokens, v_cap)
+                + greatest(0, extract(epoch from now() - v_refilled_at)) * v_cap / extract(epoch from v_scope.per)
+            );
+            if v_tokens < _enforce_owner_limits.new_jobs then
+                raise exception 'owner % is over the enqueue rate of %: % per %',
+                    _enforce_owner_limits.owner_id, v_scope.label, trim_scale(round(v_cap::numeric, 2)), v_scope.per
+                    using errcode = '53400',
+                    hint = format(
+                        'Retry in %s seconds. An operator raises the rate with %s.owner_enqueue_rate or the owner''s tier (queue.tiers.quota_factor).',
+                        trim_scale(round(((_enforce_owner_limits.new_jobs - v_tokens) * extract(epoch from v_scope.per) / v_cap)::numeric, 3)),
+                        v_scope.source
+                    );
+            end if;
+            update queue.owner_buckets as b
+            set tokens = v_tokens - _enforce_owner_limits.new_jobs,
+                refilled_at = greatest(b.refilled_at, now())
+            where b.owner_id = _enforce_owner_limits.owner_id and b.scope = v_scope.scope;
+        end if;
+    end loop;
+end
+$$;
+
+comment on function queue._enforce_owner_limits(uuid, text, text, int, boolean) is
+'Private: applies the per-owner quotas of queue_name and job_type (live jobs, enqueue rate; times the owner''s tier quota_factor) to new_jobs new jobs of owner_id, locking the owner''s queue.owner_buckets rows in name order. counted: the new jobs are already inserted and in the live count. Raises 53400 naming the owner, the scope and the limit, with when to retry; spends one token per job.';
+
+-- _enforce_owner_limits_of: enqueue_jobs' hook: the quotas of queues that bind every caller
+-- (owner_limits_all) for the jobs just inserted. One probe of the queue table when none does.
+create or replace function queue._enforce_owner_limits_of(job_ids bigint[])
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_group record;
+begin
+    if not exists (select from queue.queues as q where q.owner_limits_all) then
+        return;
+    end if;
+    for v_group in
+        select j.owner_id, j.queue_name, j.job_type, count(*)::int as n
+        from queue.jobs as j
+        join queue.queues as q on q.queue_name = j.queue_name
+        where j.id = any(_enforce_owner_limits_of.job_ids)
+            and j.owner_id is not null
+            and q.owner_limits_all
+        group by j.owner_id, j.queue_name, j.job_type
+        order by j.owner_id, j.queue_name, j.job_type
+    loop
+        perform queue._enforce_owner_limits(v_group.owner_id, v_group.job_type, v_group.queue_name, v_group.n, true);
+    end loop;
+end
+$$;
+
+comment on function queue._enforce_owner_limits_of(bigint[]) is
+'Private: called by enqueue_jobs after its insert: applies the per-owner quotas to the listed jobs that are owned and sit in a queue with owner_limits_all (one probe of queue.queues when no queue has it).';
+
+-- owner_stats: per queue and owner now: waiting, scheduled, running, retrying, the oldest wait.
+-- One pass over the hot table (like queue_stats); read the top owners with an order by and a limit.
+create or replace view queue.owner_stats as
+select
+    s.queue_name,
+    s.owner_id,
+    ot.tier,
+    s.waiting::int as waiting,
+    s.scheduled::int as scheduled,
+    s.running::int as running,
+    s.retrying::int as retrying,
+    s.live::int as live,
+    s.oldest_waiting_age
+from (
+    select
+        j.queue_name,
+        j.owner_id,
+        count(*) filter (where j.status = 'pending' and j.run_at <= now()) as waiting,
+        count(*) filter (where j.status = 'pending' and j.run_at > now()) as scheduled,
+        count(*) filter (where j.status = 'running') as running,
+        count(*) filter (where j.status = 'retrying') as retrying,
+        count(*) as live,
+        -- clamped like queue_stats: a row with an infinite run_at cannot break the reader
+        now() - min(greatest(j.run_at, now() - interval '100 years'))
+        filter (where j.status in ('pending', 'retrying') and j.run_at <= now()) as oldest_waiting_age
+    from queue.jobs as j
+    group by j.queue_name, j.owner_id
+) as s
+left join queue.owner_tiers as ot on s.owner_id = ot.owner_id;
+
+comment on view queue.owner_stats is
+'Per queue and owner (null owner = jobs enqueued without one) now: the owner''s tier, waiting (due), scheduled (run_at ahead), running, retrying, live (all of them) and the oldest due job''s wait. The top owners: order by live desc limit 20.';
 
 -- ---- sql/queue/30_enqueue.sql ----
 -- Enqueueing: enqueue_job (one) and enqueue_jobs (many, one statement). Both go through
@@ -966,6 +1315,9 @@ begin
             v_ids[i] := v_existing;
         end if;
     end loop;
+
+    -- per-owner quotas of queues that bind every caller (27_owner_limits.sql)
+    perform queue._enforce_owner_limits_of(v_ids);
 
     -- one notification per queue per statement wakes idle workers; future jobs are found by polling
     if v_queues is not null then
@@ -3609,6 +3961,8 @@ as $$
 declare
     v_owner uuid;
     v_type queue.job_types;
+    v_max_payload int;
+    v_id bigint;
 begin
     v_owner := auth.uid();
     if v_owner is null then
@@ -3632,7 +3986,14 @@ begin
         raise exception 'unique_key is % characters, over the limit of 255', length(enqueue_user_job.unique_key)
             using errcode = '22023', hint = 'Use a short key, e.g. a hash of what makes the job unique.';
     end if;
-    return queue.enqueue_job(
+    -- end users have a payload cap of their own, below the engine's
+    select s.max_user_payload_bytes into v_max_payload from queue.settings as s;
+    if octet_length(enqueue_user_job.payload::text) > v_max_payload then
+        raise exception 'payload is % bytes, over the cap of % bytes for end users (queue.settings.max_user_payload_bytes)',
+            octet_length(enqueue_user_job.payload::text), v_max_payload
+            using errcode = '22023', hint = 'Store large data elsewhere (a table, Storage) and pass its id in the payload.';
+    end if;
+    v_id := queue.enqueue_job(
         job_type => v_type.job_type,
         payload => coalesce(enqueue_user_job.payload, '{}'),
         priority => enqueue_user_job.priority,
@@ -3645,11 +4006,17 @@ begin
         unique_key => 'user:' || v_owner || ':' || enqueue_user_job.unique_key,
         owner_id => v_owner
     );
+    -- the owner's quotas (live jobs, enqueue rate) after the insert, under the owner's lock: an
+    -- error undoes the insert. A queue that binds every caller had them applied by enqueue_jobs.
+    if not (select q.owner_limits_all from queue.queues as q where q.queue_name = v_type.queue_name) then
+        perform queue._enforce_owner_limits(v_owner, v_type.job_type, v_type.queue_name, 1, true);
+    end if;
+    return v_id;
 end
 $$;
 
 comment on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) is
-'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key (at most 255 characters) is scoped to the user; a past run_at means now, so a user cannot move ahead of jobs that waited longer (an infinite one is refused). The queue, attempts and backoff are the job type''s. Returns the job id.';
+'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key (at most 255 characters) is scoped to the user; a past run_at means now, so a user cannot move ahead of jobs that waited longer (an infinite one is refused); the payload is capped by queue.settings.max_user_payload_bytes; the owner''s quotas of the queue and job type (live jobs, enqueue rate) apply, over them the error is 53400. The queue, attempts and backoff are the job type''s. Returns the job id.';
 
 create schema if not exists queue_public;
 
@@ -3753,6 +4120,7 @@ alter table queue.queues enable row level security;
 alter table queue.job_types enable row level security;
 alter table queue.tiers enable row level security;
 alter table queue.owner_tiers enable row level security;
+alter table queue.owner_buckets enable row level security;
 alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
