@@ -28,6 +28,7 @@ declare
     v_skip text [];
     v_queues text [];
     v_allowances int [];
+    v_fair text [];
     v_ids bigint [];
 begin
     -- check
@@ -65,12 +66,17 @@ begin
         );
     else
         -- one scan per queue, each capped by what the queue may start now, merged by priority
-        select a.queues, a.allowances into v_queues, v_allowances
+        select a.queues, a.allowances, a.fair_queues into v_queues, v_allowances, v_fair
         from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
         if v_queues is null then
             return;
         end if;
-        v_ids := array(
+        -- a fair queue or one with owner_concurrency among them: 37_fair_claim.sql picks
+        if v_fair is not null then
+            v_ids := queue._pick_fair(
+                v_queues, v_allowances, v_fair, claim_jobs.job_types, v_blocked, claim_jobs.batch_size
+            );
+        else v_ids := array(
             select c.id
             from unnest(v_queues, v_allowances) as a (queue_name, allowance)
             cross join lateral (
@@ -88,6 +94,7 @@ begin
             order by c.priority, c.run_at, c.id
             limit claim_jobs.batch_size
         );
+        end if;
         perform queue._spend_tokens(v_ids);
     end if;
 
