@@ -3,8 +3,9 @@
 Per trial, on a scratch database `kyu_bench_fair` rebuilt from supabase/migrations: one worker
 process (`python -m python_worker run`, the defaults: full speed) serves one queue; owner A
 enqueues --jobs no-op jobs (1,000 per call) into the paused queue, the queue is resumed, and
-0.5 s into the drain owner B enqueues one job, whose handler records when it started. Trials alternate between a queue marked
-fair and a plain one (the plain one --fifo-trials times), and print:
+0.5 s into the drain owner B enqueues one job, whose handler records when it started. Trials
+alternate between a queue marked fair and a plain one (the plain one --fifo-trials times), and
+print:
   * B's start latency from the commit of its enqueue: p50 / p95 / p99 / max over the fair trials
     (the issue's bar: p99 under 100 ms over 20 trials), and the plain queue's for contrast;
   * each trial's throughput (A's jobs per second, first start to last finish) and the ratio of
@@ -82,7 +83,8 @@ def build_database() -> None:
 
 def worker(queue: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, DATABASE_URL=bench_url())
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "scripts"), str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "scripts"), str(ROOT), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen([sys.executable, "-m", "python_worker", "--log-level", "WARNING", "run",
                              "--handlers", "bench_fair", "--queues", queue,
                              "--job-types", f"{FLOOD},{PROBE}", *WORKER_FLAGS], env=env)
@@ -130,7 +132,8 @@ def trial(queue: str, jobs: int) -> tuple[float, float]:
                 time.sleep(0.05)
             secs = conn.execute(
                 "select extract(epoch from max(finished_at) - min(started_at))::float8"
-                " from queue.all_jobs where id > %s and job_type = %s", (first, FLOOD)).fetchone()[0]
+                " from queue.all_jobs where id > %s and job_type = %s",
+                (first, FLOOD)).fetchone()[0]
             conn.execute("truncate queue.job_history")
             conn.execute("vacuum analyze queue.jobs")
     finally:
