@@ -16,7 +16,7 @@ WORKER_ARGS ?=
 HANDLERS ?= python_worker.receipts.jobs
 
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
-	queue-dead-letter demo test test-sql test-py test-mutations lint check-functions bench clean
+	queue-dead-letter demo test test-sql test-py test-mutations lint check-functions bench bench-backlog bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -92,7 +92,10 @@ test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml 
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
 bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make test)
-	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench.py $(BENCH_ARGS)
+
+bench-backlog: migrate $(STAMP)/venv ## claim latency at 0/200k/1M backlogs on stale statistics, drains, hot-table size, history drop
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_backlog.py $(BENCH_ARGS)
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
 	rm -rf .local $(VENV) node_modules out

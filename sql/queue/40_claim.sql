@@ -22,6 +22,13 @@ volatile
 security definer
 set search_path = ''
 set jit = off
+-- plans that cannot go bad: queue.jobs swings from empty to a million rows between two
+-- analyzes, and plpgsql keeps a generic plan made when it was tiny. With seq and bitmap scans
+-- off the pick walks a claim index in order and the update finds rows by primary key whatever
+-- the statistics say (make bench-backlog: 2,470 ms -> 3 ms per claim of 100 at a 1M backlog
+-- after vacuum saw the table empty)
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
     v_blocked text [];
