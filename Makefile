@@ -101,6 +101,6 @@ clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_m
 	rm -rf .local $(VENV) node_modules out
 
 migrate-redo: db $(STAMP)/node ## development only: drop Kyu's schemas and migration history, then migrate again
-	@psql "$(DB_URL)" -Xq -c "drop schema if exists queue_public cascade; drop schema if exists receipts cascade; drop schema if exists queue cascade; delete from supabase_migrations.schema_migrations where version like '2026112300%'" 2>/dev/null || true
+	@psql "$(DB_URL)" -Xq -c "drop schema if exists queue_public cascade; drop schema if exists receipts cascade; drop schema if exists queue cascade; delete from supabase_migrations.schema_migrations where version >= '20261123000000'" 2>/dev/null || true
 	@scripts/render_migrations.sh
 	@$(MAKE) --no-print-directory migrate

@@ -172,8 +172,12 @@ where unique_key is not null;
 create index jobs_owner_idx on queue.jobs (owner_id)
 where owner_id is not null;
 
+-- History is partitioned by day of finished_at (UTC): retention drops whole partitions
+-- (queue.maintain_history_partitions, pg_cron queue-partitions) instead of deleting row by
+-- row, and reads of the last hour touch one or two partitions. The primary key must hold the
+-- partition key, hence (id, finished_at); a lookup by id probes each partition's index.
 create table queue.job_history (
-    id bigint primary key,
+    id bigint not null,
     job_type text not null,
     queue_name text not null,
     status queue.job_status not null,
@@ -191,11 +195,19 @@ create table queue.job_history (
     created_at timestamptz not null,
     started_at timestamptz,
     finished_at timestamptz not null default now(),
+    constraint job_history_pkey primary key (id, finished_at),
     constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
-);
+) partition by range (finished_at);
 
 comment on table queue.job_history is
-'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; partitioned by day of finished_at (UTC), whole days dropped after the longest queue retention, shorter retentions purged by row.';
+
+-- Rows whose day has no partition yet (housekeeping did not run): finishing never fails for
+-- want of a partition. Kept empty by queue.maintain_history_partitions, which creates days ahead.
+create table queue.job_history_default partition of queue.job_history default;
+
+comment on table queue.job_history_default is
+'Finished jobs whose day has no partition of queue.job_history (housekeeping behind); normally empty.';
 
 -- retention purge per queue, oldest first
 create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);

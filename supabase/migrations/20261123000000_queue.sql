@@ -221,8 +221,12 @@ where unique_key is not null;
 create index jobs_owner_idx on queue.jobs (owner_id)
 where owner_id is not null;
 
+-- History is partitioned by day of finished_at (UTC): retention drops whole partitions
+-- (queue.maintain_history_partitions, pg_cron queue-partitions) instead of deleting row by
+-- row, and reads of the last hour touch one or two partitions. The primary key must hold the
+-- partition key, hence (id, finished_at); a lookup by id probes each partition's index.
 create table queue.job_history (
-    id bigint primary key,
+    id bigint not null,
     job_type text not null,
     queue_name text not null,
     status queue.job_status not null,
@@ -240,11 +244,19 @@ create table queue.job_history (
     created_at timestamptz not null,
     started_at timestamptz,
     finished_at timestamptz not null default now(),
+    constraint job_history_pkey primary key (id, finished_at),
     constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
-);
+) partition by range (finished_at);
 
 comment on table queue.job_history is
-'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; partitioned by day of finished_at (UTC), whole days dropped after the longest queue retention, shorter retentions purged by row.';
+
+-- Rows whose day has no partition yet (housekeeping did not run): finishing never fails for
+-- want of a partition. Kept empty by queue.maintain_history_partitions, which creates days ahead.
+create table queue.job_history_default partition of queue.job_history default;
+
+comment on table queue.job_history_default is
+'Finished jobs whose day has no partition of queue.job_history (housekeeping behind); normally empty.';
 
 -- retention purge per queue, oldest first
 create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);
@@ -1670,7 +1682,8 @@ comment on function queue.report_service(text, boolean, text, int, interval) is
 -- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
 -- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
--- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
+-- `queue-stats`, `queue-purge`, `queue-cron-trim`, `queue-partitions`; a recurring job
+-- `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
 -- other than cron.database_name) everything here still installs, recurring jobs are refused
 -- with a clear error, and queue.health() reports housekeeping as not scheduled.
@@ -1755,6 +1768,13 @@ as $$
             '17 * * * *',
             'select queue.trim_cron_history()',
             'delete old cron.job_run_details rows of Kyu''s own pg_cron entries'
+        ),
+        (
+            6,
+            'queue-partitions',
+            '7 * * * *',
+            'select queue.maintain_history_partitions()',
+            'create the coming days'' history partitions, drop the days past every retention'
         )
     ) as h (ord, jobname, schedule, command, description)
     order by h.ord
@@ -2022,7 +2042,7 @@ end
 $$;
 
 comment on function queue.sync_cron_jobs() is
-'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
+'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim, queue-partitions (and queue-storage) and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
 
 -- age_waiting_jobs: starvation guard; run by pg_cron.
 create or replace function queue.age_waiting_jobs()
@@ -2181,6 +2201,159 @@ begin
     perform queue.sync_cron_jobs();
 end
 $$;
+
+-- ---- sql/queue/72_history_partitions.sql ----
+-- History partitions: one partition of queue.job_history per UTC day of finished_at, created
+-- a few days ahead and dropped whole once every queue's retention has passed (pg_cron
+-- queue-partitions, hourly). Rows of queues with a shorter retention go by row (purge_history).
+-- Dropping a day is a catalog change, not a delete: make bench-backlog drops a day of 1M rows.
+-- Partition DDL takes a short ACCESS EXCLUSIVE lock on queue.job_history; these functions wait
+-- at most lock_timeout for it and otherwise leave the work to the next run.
+
+-- _history_partitions: the partitions of queue.job_history with the end of their range.
+create or replace function queue._history_partitions()
+returns table (partition_name text, upper_bound timestamptz, is_default boolean)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    -- the bound reads FOR VALUES FROM (...) TO ('<timestamptz>'), or DEFAULT
+    return query
+    select
+        c.relname::text,
+        (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+        pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+    from pg_catalog.pg_inherits as i
+    join pg_catalog.pg_class as c on c.oid = i.inhrelid
+    where i.inhparent = 'queue.job_history'::regclass
+    order by 2 nulls last;
+end
+$$;
+
+comment on function queue._history_partitions() is
+'Private: the partitions of queue.job_history, each with the end of its finished_at range (null for the default partition).';
+
+-- _create_history_partition: the partition for one UTC day, unless a partition covers it.
+create or replace function queue._create_history_partition(day date)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_name text := 'job_history_p' || to_char(_create_history_partition.day, 'YYYYMMDD');
+    v_from timestamptz := _create_history_partition.day::timestamp at time zone 'UTC';
+begin
+    if to_regclass('queue.' || v_name) is not null then
+        return null;
+    end if;
+    -- built beside the table, then attached: attach locks queue.job_history only against other
+    -- DDL (share update exclusive), and jobs of that day that landed in the default partition
+    -- while housekeeping was behind move into their day first
+    execute format(
+        'create table queue.%I (like queue.job_history including defaults including constraints)', v_name
+    );
+    execute format(
+        'with moved as (delete from queue.job_history_default as d where d.finished_at >= %L and d.finished_at < %L returning d.*)
+         insert into queue.%I select * from moved',
+        v_from, v_from + interval '1 day', v_name
+    );
+    -- row level security on, like every table in queue (90_security.sql); no policy: a
+    -- partition is read through queue.job_history, whose policies apply
+    execute format('alter table queue.%I enable row level security', v_name);
+    execute format(
+        'alter table queue.job_history attach partition queue.%I for values from (%L) to (%L)',
+        v_name, v_from, v_from + interval '1 day'
+    );
+    execute format(
+        'comment on table queue.%I is %L',
+        v_name, format('Jobs finished on %s (UTC); a partition of queue.job_history.', _create_history_partition.day)
+    );
+    return v_name;
+exception
+    when invalid_object_definition then
+        -- 42P17: another partition (the pre-partitioning history) already covers the day
+        return null;
+end
+$$;
+
+comment on function queue._create_history_partition(date) is
+'Private: creates queue.job_history_pYYYYMMDD for one UTC day of finished_at, moving that day''s rows out of the default partition; returns its name, or null when a partition already covers the day.';
+
+-- maintain_history_partitions: creates days ahead, drops days past every queue's retention.
+create or replace function queue.maintain_history_partitions(days_ahead int default 3)
+returns setof text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+-- partition DDL queues behind long readers of history and every insert queues behind it:
+-- give up after a moment and let the next hourly run try again
+set lock_timeout = '2s'
+as $$
+declare
+    v_keep interval;
+    v_day date;
+    v_made text;
+    v_part record;
+begin
+    if maintain_history_partitions.days_ahead is null or maintain_history_partitions.days_ahead not between 0 and 60 then
+        raise exception 'days_ahead must be between 0 and 60, got %', coalesce(maintain_history_partitions.days_ahead::text, 'null')
+            using errcode = '22023';
+    end if;
+
+    -- ahead: today and the next days_ahead days (UTC), and any earlier day whose jobs
+    -- landed in the default partition while housekeeping was behind
+    for v_day in
+        select distinct (d.finished_at at time zone 'UTC')::date
+        from queue.job_history_default as d
+        union
+        select d::date
+        from generate_series(
+            (now() at time zone 'UTC')::date,
+            (now() at time zone 'UTC')::date + maintain_history_partitions.days_ahead,
+            interval '1 day'
+        ) as d
+        order by 1
+    loop
+        begin
+            v_made := queue._create_history_partition(v_day);
+            if v_made is not null then
+                return next 'created ' || v_made;
+            end if;
+        exception
+            when lock_not_available then
+                return next format('skipped %s: queue.job_history is busy (lock_timeout)', v_day);
+        end;
+    end loop;
+
+    -- behind: a partition goes once its newest possible row is past the longest retention
+    select coalesce(max(q.retention), interval '7 days') into v_keep from queue.queues as q;
+    for v_part in
+        select p.partition_name
+        from queue._history_partitions() as p
+        where not p.is_default and p.upper_bound <= now() - v_keep
+        order by p.upper_bound
+    loop
+        begin
+            execute format('drop table queue.%I', v_part.partition_name);
+            return next 'dropped ' || v_part.partition_name;
+        exception
+            when lock_not_available then
+                return next format('skipped dropping %s: queue.job_history is busy (lock_timeout)', v_part.partition_name);
+        end;
+    end loop;
+end
+$$;
+
+comment on function queue.maintain_history_partitions(int) is
+'Creates the partitions of queue.job_history for today and the next days_ahead days (UTC), and drops every partition whose whole range is older than the longest queue retention. Returns what it did, one line each. Run hourly by pg_cron (queue-partitions); safe to run any time.';
+
+-- Partitions for the coming days now, so the first jobs finished land in their day.
+select queue.maintain_history_partitions();
 
 -- ---- sql/queue/75_job_views.sql ----
 -- Reading jobs wherever they live (queue.jobs while waiting or running, queue.job_history once
@@ -3002,6 +3175,9 @@ alter table queue.owner_tiers enable row level security;
 alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
+-- partitions are read through queue.job_history (its policies apply); the daily ones get row
+-- level security from queue._create_history_partition as they are made
+alter table queue.job_history_default enable row level security;
 alter table queue.worker_sessions enable row level security;
 alter table queue.recurring_jobs enable row level security;
 alter table queue.stats_history enable row level security;
