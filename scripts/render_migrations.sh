@@ -40,4 +40,4 @@ render 20261123000000_queue.sql queue "Kyu queue engine: schema queue, its table
 if compgen -G "$root/sql/receipts/*.sql" >/dev/null; then
     render 20261123000100_receipts.sql receipts "Receipt domain: tables and functions used by the receipt handlers."
 fi
-render_upgrade 20261203000000_history_partitions.sql 72_history_partitions.sql 70_schedules.sql
+render_upgrade 20261203000000_history_partitions.sql 72_history_partitions.sql 73_jobs_storage.sql 70_schedules.sql
