@@ -74,6 +74,28 @@ def claim_latency(conn, samples: int, backlog_refill: bool) -> list[float]:
     return out
 
 
+def typed_claims(conn, samples: int, backlog: int, queues: str) -> list[float]:
+    """Claims of 100 jobs of one type (LATENCY) with `backlog` jobs of another type ahead."""
+    conn.execute("delete from queue.jobs")
+    fill(conn, backlog)
+    conn.execute("vacuum analyze queue.jobs")
+    claim = (f"select id, attempt from queue.claim_jobs('bench', 100, {queues},"
+             f" array['{bench.LATENCY}'])")
+    out = []
+    for _ in range(samples):
+        conn.execute(
+            "insert into queue.jobs (job_type, queue_name, priority, max_attempts, payload)"
+            " select %s, 'default', 50, 5, '{}' from generate_series(1, 100)", (bench.LATENCY,))
+        t0 = time.perf_counter()
+        rows = conn.execute(claim).fetchall()
+        out.append((time.perf_counter() - t0) * 1000)
+        if len(rows) != 100:
+            raise SystemExit(f"typed claim returned {len(rows)} jobs, expected 100")
+        conn.execute(COMPLETE, ([r[0] for r in rows], [r[1] for r in rows]))
+    conn.execute("delete from queue.jobs")
+    return out
+
+
 def stale_empty(conn) -> None:
     """Leaves queue.jobs empty, vacuumed and analysed as empty, with autovacuum held off."""
     conn.execute("delete from queue.jobs")
@@ -164,10 +186,13 @@ def main() -> None:
     ap.add_argument("--call-timeout", type=float, default=20.0,
                     help="cancel a complete_jobs call after this many seconds (a stall)")
     ap.add_argument("--history-rows", type=int, default=1_000_000)
-    ap.add_argument("--parts", default="claims,drains,size,history",
-                    help="comma-separated subset of claims,drains,size,history")
+    ap.add_argument("--parts", default="claims,types,drains,size,history",
+                    help="comma-separated subset of claims,types,drains,size,history")
+    ap.add_argument("--migrations", type=Path, default=bench.MIGRATIONS,
+                    help="build the database from these migrations (A/B against another version)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
+    bench.MIGRATIONS = args.migrations
 
     bench.build_database()
     print(f"machine: {bench.machine()}\n", flush=True)
@@ -204,6 +229,18 @@ def main() -> None:
                 f"claim batch 100, stale-empty stats, backlog {args.big_backlog:,}",
                 claim_latency(conn, args.samples, False)))
             add("target: every median within 2x of the fresh figure",
+                f"{worst / base:.1f}x {'ok' if worst <= 2 * base else 'MISSED'}")
+
+        if "types" in parts:
+            # a worker's job_types filter behind another type's backlog
+            base = lat("claim batch 100 of type B, nothing ahead",
+                       typed_claims(conn, args.samples, 0, "array['default']"))
+            worst = base
+            for queues in ("array['default']", "null"):
+                worst = max(worst, lat(
+                    f"claim batch 100 of type B behind {args.backlog:,} of type A, queues {queues}",
+                    typed_claims(conn, args.samples, args.backlog, queues)))
+            add("target: a job_types filter behind a backlog costs the same as none",
                 f"{worst / base:.1f}x {'ok' if worst <= 2 * base else 'MISSED'}")
 
         if "drains" in parts:

@@ -162,6 +162,11 @@ where status in ('pending', 'retrying');
 create index jobs_claim_idx on queue.jobs (priority, run_at, id)
 where status in ('pending', 'retrying');
 
+-- claim_jobs with a job_types filter (the worker's usual call) reads each type's waiting jobs
+-- here, so a backlog of other types ahead of them costs nothing (see queue._pick_by_type).
+create index jobs_type_claim_idx on queue.jobs (job_type, priority, run_at, id)
+where status in ('pending', 'retrying');
+
 -- concurrency counts and the lease reaper.
 create index jobs_running_idx on queue.jobs (queue_name, lease_expires_at)
 where status = 'running';
