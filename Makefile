@@ -97,6 +97,9 @@ bench: migrate $(STAMP)/venv ## throughput and latency figures (not part of make
 bench-backlog: migrate $(STAMP)/venv ## claim latency at 0/200k/1M backlogs on stale statistics, drains, hot-table size, history drop
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_backlog.py $(BENCH_ARGS)
 
+bench-scale: migrate $(STAMP)/venv ## 1, 2, 4, 8 worker processes on one database: jobs/s, Postgres CPU, WAL, waits
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_scale.py $(BENCH_ARGS)
+
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
 	rm -rf .local $(VENV) node_modules out
 

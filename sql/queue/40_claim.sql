@@ -44,6 +44,47 @@ declare
     v_candidates bigint[];
     v_candidate_queues text[];
 begin
+    -- one type (a worker with one handler, the usual batch worker): its index in order, locked
+    -- as it is read, as cheap as an unfiltered claim (the two steps below cost 18% more at
+    -- batch 1,000 with nothing ahead)
+    if cardinality(_pick_by_type.job_types) = 1 then
+        if _pick_by_type.queues is null then
+            return array(
+                select j.id
+                from queue.jobs as j
+                where j.job_type >= _pick_by_type.job_types[1]
+                    and j.job_type <= _pick_by_type.job_types[1]
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+                    and j.queue_name <> all(_pick_by_type.skip)
+                order by j.job_type, j.priority, j.run_at, j.id
+                limit _pick_by_type.batch_size
+                for update skip locked
+            );
+        end if;
+        return array(
+            select c.id
+            from unnest(_pick_by_type.queues, _pick_by_type.allowances) as q (queue_name, allowance)
+            cross join lateral (
+                select j.id, j.priority, j.run_at
+                from queue.jobs as j
+                where j.job_type >= _pick_by_type.job_types[1]
+                    and j.job_type <= _pick_by_type.job_types[1]
+                    and j.queue_name = q.queue_name
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+                order by j.job_type, j.priority, j.run_at, j.id
+                limit q.allowance
+                for update skip locked
+            ) as c
+            order by c.priority, c.run_at, c.id
+            limit _pick_by_type.batch_size
+        );
+    end if;
+
+    -- several types: candidates first, without locks, then lock only those taken
     if _pick_by_type.queues is null then
         v_candidates := array(
             select c.id

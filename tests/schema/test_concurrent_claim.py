@@ -30,8 +30,9 @@ def queue_with_jobs(migrated_db: str) -> str:
         "null",
         "null, array['t_race_job']",
         "array['t_race'], array['t_race_job']",
+        "null, array['t_race_job', 't_none']",
     ],
-    ids=["per-queue", "all-queues", "by-type", "per-queue-by-type"],
+    ids=["per-queue", "all-queues", "by-type", "per-queue-by-type", "by-types"],
 )
 def test_open_claim_transaction_does_not_block_or_share_with_another_session(
     queue_with_jobs: str, queues: str
@@ -51,7 +52,11 @@ def test_open_claim_transaction_does_not_block_or_share_with_another_session(
         assert not a_ids & b_ids
 
 
-@pytest.mark.parametrize("job_types", ["null", "array['t_race_job']"], ids=["any-type", "by-type"])
+@pytest.mark.parametrize(
+    "job_types",
+    ["null", "array['t_race_job']", "array['t_race_job', 't_none']"],
+    ids=["any-type", "by-type", "by-types"],
+)
 def test_two_sessions_claiming_in_a_loop_never_share_a_job(
     queue_with_jobs: str, job_types: str
 ) -> None:
