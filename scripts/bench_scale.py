@@ -5,9 +5,9 @@ worker count P it bulk-enqueues --jobs no-op jobs, starts P `python -m python_wo
 workers (each drains what it can, then exits) and reports:
 
   jobs/s        jobs / (last finished_at - first started_at), so start-up is excluded
-  pg CPU        CPU seconds of this cluster's Postgres processes per 1,000 jobs, and as a share
-                of the machine's cores over the drain (backends that exit are counted through
-                the postmaster's reaped-children time)
+  pg CPU        CPU seconds of this cluster's Postgres processes per 1,000 jobs (backends that
+                exit are counted through the postmaster's reaped-children time), and cores busy
+                on average over the whole run, worker start-up included
   worker CPU    CPU seconds of the worker processes per 1,000 jobs (start-up included)
   WAL           bytes and records per job (pg_stat_wal), and commits per 1,000 jobs
   waits         what the cluster's active sessions were waiting on, sampled every 20 ms:
