@@ -105,7 +105,10 @@ begin
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
-    left join queue.tiers as t on t.tier = ot.tier;
+    left join queue.tiers as t on t.tier = ot.tier
+    -- in input order: enqueue_jobs draws the ids in the order these rows come, and a hash
+    -- join above returned them shuffled once the policy tables had statistics
+    order by i.ord;
 end
 $$;
 
