@@ -157,7 +157,7 @@ comment on function queue._claim_allowances(text[], int) is
 'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket. Locks the limited queues'' rows until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
 
 -- _spend_tokens: one token per claimed job on rate-limited queues.
-create or replace function queue._spend_tokens(job_ids bigint[])
+create or replace function queue._spend_tokens(job_ids bigint[], queues text[])
 returns void
 language plpgsql
 volatile
@@ -168,8 +168,13 @@ set jit = off
 set enable_seqscan = off
 as $$
 begin
-    -- no rate-limited queue (the usual case): nothing to spend, and no lookup of the jobs
-    if not exists (select from queue.queues as q where q.rate_limit is not null) then
+    -- no rate-limited queue among those claimed from (the usual case): nothing to spend, and no
+    -- lookup of the jobs (one rate-limited queue anywhere, e.g. the receipts app's freee queue,
+    -- used to cost every claim this update: ~0.2 ms per batch of 100)
+    if not exists (
+        select from queue.queues as q
+        where q.queue_name = any(_spend_tokens.queues) and q.rate_limit is not null
+    ) then
         return;
     end if;
     update queue.queues as q
@@ -184,5 +189,5 @@ begin
 end
 $$;
 
-comment on function queue._spend_tokens(bigint[]) is
-'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';
+comment on function queue._spend_tokens(bigint[], text[]) is
+'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues among queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';

@@ -233,7 +233,7 @@ begin
             v_ids := queue._pick_by_type(
                 claim_jobs.job_types, v_queues, v_allowances, '{}', v_blocked, claim_jobs.batch_size
             );
-            perform queue._spend_tokens(v_ids);
+            perform queue._spend_tokens(v_ids, v_queues);
         end if;
     elsif claim_jobs.queue_names is null and not queue._limited_work_due(null) then
         -- one ordered scan for every queue that is neither paused nor limited
@@ -273,7 +273,7 @@ begin
             order by c.priority, c.run_at, c.id
             limit claim_jobs.batch_size
         );
-        perform queue._spend_tokens(v_ids);
+        perform queue._spend_tokens(v_ids, v_queues);
     end if;
 
     -- claim: running, leased for the job type's timeout or the queue's lease; most urgent first
