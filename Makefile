@@ -21,7 +21,7 @@ HANDLERS ?= python_worker.receipts.jobs
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
 	queue-dead-letter demo demo-large dashboard dashboard-screenshots receipts-ingest receipts-import \
 	receipts-review receipts-confirm receipts-reject receipts-correct receipts-report test test-sql \
-	test-py test-mutations lint check-functions bench clean
+	test-py test-mutations lint check-functions bench bench-backlog bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -136,13 +136,19 @@ test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml 
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
 bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
-	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(PY) scripts/bench.py
+	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(PY) scripts/bench.py $(BENCH_ARGS)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
+
+bench-backlog: migrate $(STAMP)/venv ## claim latency at 0/200k/1M backlogs on stale statistics, drains, hot-table size, history drop
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_backlog.py $(BENCH_ARGS)
+
+bench-scale: migrate $(STAMP)/venv ## 1, 2, 4, 8 worker processes on one database: jobs/s, Postgres CPU, WAL, waits
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_scale.py $(BENCH_ARGS)
 
 clean: db-stop ## stop the cluster and delete local state (.local, .venv, node_modules, out)
 	rm -rf .local $(VENV) node_modules out
 
 migrate-redo: db $(STAMP)/node ## development only: drop Kyu's schemas and migration history, then migrate again
-	@psql "$(DB_URL)" -Xq -c "drop schema if exists queue_public cascade; drop schema if exists receipts cascade; drop schema if exists queue cascade; delete from supabase_migrations.schema_migrations where version like '2026112300%'" 2>/dev/null || true
+	@psql "$(DB_URL)" -Xq -c "drop schema if exists queue_public cascade; drop schema if exists receipts cascade; drop schema if exists queue cascade; delete from supabase_migrations.schema_migrations where version >= '20261123000000'" 2>/dev/null || true
 	@scripts/render_migrations.sh
 	@$(MAKE) --no-print-directory migrate

@@ -6,7 +6,10 @@ Whatever finished while the previous round trip was under way goes in the next o
 batches grow by themselves; when idle each finished job is acknowledged at once. A dropped
 connection keeps everything pending and retries with backoff: the leases are still ours, and
 every call is fenced by lease token, worker id and attempt, so a retry can never complete a job
-twice.
+twice. A batch the database refuses for one bad value (SQLSTATE class 22, e.g. a result over
+``queue.settings.max_payload_bytes``) is sent again one attempt at a time: the others are
+acknowledged, and a completion refused on its own fails its job for good with the database's
+message (the same result would be refused again).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+import psycopg
 
 from . import metrics
 from .backoff import Backoff
@@ -41,6 +46,7 @@ class Acknowledger:
         self.fails: list[tuple[FailedAttempt, Running]] = []
         self.progress: dict[int, tuple[str, Any]] = {}  # job id -> (lease token, progress)
         self.flushing = False
+        self.singly = 0  # after a refused batch: this many round trips carry one attempt each
         self.sending = 0  # attempts in the round trip under way
         self._pending_sync = 0
         self.event = asyncio.Event()
@@ -84,8 +90,7 @@ class Acknowledger:
             await self.event.wait()
             self.event.clear()
             while self.acks or self.fails:
-                acks, self.acks = self.acks[:MAX_BATCH], self.acks[MAX_BATCH:]
-                fails, self.fails = self.fails, []
+                acks, fails = self._next_batch()
                 self.flushing = True
                 self.sending = len(acks) + len(fails)
                 try:
@@ -100,13 +105,56 @@ class Acknowledger:
                     log.warning("acknowledging %d jobs failed (%s); retrying in %.1fs",
                                 len(acks) + len(fails), str(exc).strip(), delay)
                     await asyncio.sleep(delay)
+                except psycopg.DataError as exc:
+                    self._refused(acks, fails, exc)
                 except Exception:  # noqa: BLE001 - the lease reaper recovers these jobs
                     log.exception("acknowledging %d jobs failed; their leases will expire",
                                   len(acks) + len(fails))
+                    self._drop(acks, fails)
                 finally:
                     self.flushing = False
                     self.sending = 0
                     self.on_sent()
+
+    def _next_batch(self) -> tuple[list[tuple[Running, str | None]],
+                                     list[tuple[FailedAttempt, Running]]]:
+        if self.singly:
+            self.singly -= 1
+            if self.acks:
+                acks, self.acks = self.acks[:1], self.acks[1:]
+                return acks, []
+            fails, self.fails = self.fails[:1], self.fails[1:]
+            return [], fails
+        acks, self.acks = self.acks[:MAX_BATCH], self.acks[MAX_BATCH:]
+        fails, self.fails = self.fails, []
+        return acks, fails
+
+    def _refused(self, acks: list[tuple[Running, str | None]],
+                 fails: list[tuple[FailedAttempt, Running]], exc: psycopg.DataError) -> None:
+        """A round trip refused for a bad value: a batch is retried one attempt at a time; a
+        completion refused alone becomes a permanent failure of its job."""
+        message = str(exc).strip().splitlines()[0]
+        if len(acks) + len(fails) > 1:
+            log.warning("%d acknowledgements refused together (%s); sending them one at a time",
+                        len(acks) + len(fails), message)
+            self.acks[:0] = acks
+            self.fails[:0] = fails
+            self.singly = len(acks) + len(fails)
+        elif acks:
+            r = acks[0][0]
+            log.error("job %d: completion refused (%s); failing it", r.id, message)
+            self.fails.append((FailedAttempt(
+                r.id, f"completion refused by the database: {message}", False, None, r.attempt,
+                r.lease_token, None), r))
+        else:
+            log.error("job %d: failure refused (%s); its lease will expire", fails[0][0].job_id,
+                      message)
+            self._drop([], fails)
+
+    def _drop(self, acks: list[tuple[Running, str | None]],
+              fails: list[tuple[FailedAttempt, Running]]) -> None:
+        """Attempts given up on (the lease reaper recovers their jobs) stop counting as pending."""
+        self._pending_sync -= sum([r.sync for r, _ in acks]) + sum([r.sync for _, r in fails])
 
     async def _send(
         self, acks: list[tuple[Running, str | None]], fails: list[tuple[FailedAttempt, Running]]

@@ -2,7 +2,10 @@
 
 Builds a scratch database `kyu_bench` from supabase/migrations (dropped first), then measures:
   floor        a bare `delete ... for update skip locked` loop on a plain table (batch 100, 1)
-  enqueue      queue.enqueue_job, one transaction each; queue.enqueue_jobs, 1,000 per call
+  insert floor a bare one-row `insert` per transaction, and a bare 1,000-row `insert` per
+               statement (from the same JSON array enqueue_jobs gets), on that plain table
+  enqueue      queue.enqueue_job, one transaction each; queue.enqueue_jobs, 1,000 per call,
+               each with its ratio to its insert floor
   sql          queue.claim_jobs + queue.complete_jobs from one client, batch 1 and 100
   end-to-end   100,000 no-op jobs through one worker process (`python -m python_worker process`),
                with no flags (the defaults) and tuned, alternating back to back; and with the
@@ -57,13 +60,16 @@ def bench_url() -> str:
     return _psycopg().conninfo.make_conninfo(ADMIN_URL, dbname=BENCH_DB)
 
 
+MIGRATIONS = ROOT / "supabase" / "migrations"
+
+
 def build_database() -> None:
     psycopg = _psycopg()
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{BENCH_DB}" with (force)')
         conn.execute(f'create database "{BENCH_DB}"')
     files = [ROOT / "scripts" / "supabase_compat.sql",
-             *sorted((ROOT / "supabase" / "migrations").glob("*.sql"))]
+             *sorted(MIGRATIONS.glob("*.sql"))]
     for f in files:
         subprocess.run(["psql", bench_url(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(f)],
                        check=True, capture_output=True)
@@ -106,6 +112,28 @@ def floor(batch: int, n: int) -> float:
                 break
             done += len(rows)
         return done / (time.perf_counter() - t0)
+
+
+def insert_single(n: int) -> float:
+    """The floor for enqueue_job: a bare one-row insert per transaction."""
+    with connect() as conn:
+        sql = "insert into public.floor_jobs (payload) values (%s::jsonb) returning id"
+        t0 = time.perf_counter()
+        for i in range(n):
+            conn.execute(sql, (json.dumps({"n": i}),)).fetchone()
+        return n / (time.perf_counter() - t0)
+
+
+def insert_bulk(n: int, per_call: int = 1000) -> float:
+    """The floor for enqueue_jobs: a bare insert of 1,000 rows from one JSON array."""
+    bodies = [bulk_jobs("kyu.bench.sql", per_call, i) for i in range(0, n, per_call)]
+    with connect() as conn:
+        sql = ("insert into public.floor_jobs (payload)"
+               " select e -> 'payload' from jsonb_array_elements(%s::jsonb) as e returning id")
+        t0 = time.perf_counter()
+        for body in bodies:
+            conn.execute(sql, (body,)).fetchall()
+        return n / (time.perf_counter() - t0)
 
 
 def enqueue_single(n: int, durable: bool = True) -> float:
@@ -245,6 +273,16 @@ def latency(n: int) -> tuple[list[float], list[float]]:
     return from_call, from_commit
 
 
+def paired(floor_fn, fn, n: int, rounds: int = 5) -> tuple[float, float]:
+    """Rates of floor_fn and fn over n jobs each, in `rounds` alternating chunks."""
+    k = n // rounds
+    t_floor = t_fn = 0.0
+    for _ in range(rounds):
+        t_floor += k / floor_fn(k)
+        t_fn += k / fn(k)
+    return rounds * k / t_floor, rounds * k / t_fn
+
+
 def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
@@ -269,6 +307,7 @@ def machine() -> str:
 
 
 def main() -> None:
+    global MIGRATIONS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=50_000, help="end-to-end and SQL batch-100 jobs")
     ap.add_argument("--e2e-jobs", type=int, default=100_000, help="jobs per end-to-end run")
@@ -279,15 +318,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1000,
                     help="worker --batch-size of the tuned end-to-end run")
     ap.add_argument("--latency-jobs", type=int, default=300)
+    ap.add_argument("--migrations", type=Path, default=MIGRATIONS,
+                    help="build kyu_bench from these migrations (A/B against another version)")
     args = ap.parse_args()
     n = args.jobs
+    MIGRATIONS = args.migrations
 
     build_database()
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, str, str]] = []
 
-    def add(name: str, value: float, unit: str = "jobs/s") -> None:
-        rows.append((name, value, unit))
-        print(f"  {name:<48} {value:>10,.0f} {unit}", flush=True)
+    def add(name: str, value: float, unit: str = "jobs/s", own: str = "") -> None:
+        rows.append((name, value, unit, own))
+        print(f"  {name:<48} {value:>10,.0f} {unit}  {own}", flush=True)
 
     print(f"machine: {machine()}\n", flush=True)
     # latency first, on a clean database after a checkpoint: the throughput runs leave
@@ -295,15 +337,23 @@ def main() -> None:
     with connect() as conn:
         conn.execute("checkpoint")
     from_call, from_commit = latency(args.latency_jobs)
-    f100 = floor(100, n)
+    # each figure that has a floor is measured in rounds alternating with that floor, so the
+    # box's drift (other sessions, checkpoints, a commit's flush taking 0.1 or 8 ms) hits both
+    one_floor, one = paired(insert_single, enqueue_single, 3000)
+    bulk_floor, bulk = paired(insert_bulk, lambda k: enqueue_bulk("kyu.bench.sql", k), n)
+    f100, cc100 = paired(lambda k: floor(100, k),
+                         lambda k: claim_complete(100, k, ["default"]), n)
     add("floor: delete..skip locked, batch 100", f100)
     add("floor: delete..skip locked, batch 1", floor(1, 5000))
-    add("enqueue_job, 1 per transaction", enqueue_single(3000))
+    add("floor: insert, 1 row per transaction", one_floor)
+    add("floor: insert, 1,000 rows per statement", bulk_floor)
+    add("enqueue_job, 1 per transaction", one, own=f"{one / one_floor:.2f} of its insert floor")
+    add("enqueue_jobs, 1,000 per call", bulk, own=f"{bulk / bulk_floor:.2f} of its insert floor")
+    add("SQL claim_jobs+complete_jobs, batch 100", cc100)
+    # the 3,000 jobs of enqueue_job are what is left waiting
     add("SQL claim_jobs+complete_jobs, batch 1", claim_complete(1, 3000, ["default"]))
     add("  enqueue_job, synchronous_commit=off (diagnostic)", enqueue_single(3000, False))
     add("  claim+complete batch 1, synchronous_commit=off (diagnostic)", claim_complete_async(3000))
-    add("enqueue_jobs, 1,000 per call", enqueue_bulk("kyu.bench.sql", n))
-    add("SQL claim_jobs+complete_jobs, batch 100", claim_complete(100, n, ["default"]))
     enqueue_bulk("kyu.bench.sql", 10_000)
     add("  same, queue_names null (all queues)", claim_complete(100, 10_000))
     # defaults and tuned alternate back to back, so the box's noise falls on both; best of each
@@ -329,9 +379,10 @@ def main() -> None:
     lat = {p: pct(from_call, p) for p in (50, 95, 99)}
     latc = {p: pct(from_commit, p) for p in (50, 95, 99)}
 
-    print("\n| figure | value | ratio to floor (batch 100) |\n|---|---:|---:|")
-    for name, value, unit in rows:
-        print(f"| {name} | {value:,.0f} {unit} | {value / f100:.2f} |")
+    print("\n| figure | value | ratio to floor (batch 100) | ratio to its own floor |"
+          "\n|---|---:|---:|---:|")
+    for name, value, unit, own in rows:
+        print(f"| {name} | {value:,.0f} {unit} | {value / f100:.2f} | {own.split(' ')[0]} |")
     print("| enqueue-to-start latency from enqueue call, p50 / p95 / p99 | "
           f"{lat[50]:.2f} / {lat[95]:.2f} / {lat[99]:.2f} ms | |")
     print("| enqueue-to-start latency from commit, p50 / p95 / p99 | "

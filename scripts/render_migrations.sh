@@ -19,7 +19,25 @@ render() {  # render <migration file> <sql dir> <title>
     mv "$out.tmp" "$out"
 }
 
+# An upgrade for databases that applied an earlier initial migration: its own step (from
+# sql/queue/upgrades/), then the sql/queue files it needs again (all re-runnable).
+render_upgrade() {  # render_upgrade <migration file> <files under sql/queue...>
+    local out="$root/supabase/migrations/$1"
+    shift
+    {
+        echo "-- Rendered by scripts/render_migrations.sh from sql/queue/upgrades/$(basename "$out") and the"
+        echo "-- sql/queue files named below; edit those files, not this one."
+        for f in "upgrades/$(basename "$out")" "$@"; do
+            echo
+            echo "-- ---- sql/queue/$f ----"
+            cat "$root/sql/queue/$f"
+        done
+    } >"$out.tmp"
+    mv "$out.tmp" "$out"
+}
+
 render 20261123000000_queue.sql queue "Kyu queue engine: schema queue, its tables, functions, grants and policies."
 if compgen -G "$root/sql/receipts/*.sql" >/dev/null; then
     render 20261123000100_receipts.sql receipts "Receipt domain: tables and functions used by the receipt handlers."
 fi
+render_upgrade 20261203000000_history_partitions.sql 72_history_partitions.sql 73_jobs_storage.sql 70_schedules.sql

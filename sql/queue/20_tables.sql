@@ -235,6 +235,11 @@ where status in ('pending', 'retrying');
 create index jobs_claim_idx on queue.jobs (priority, run_at, id)
 where status in ('pending', 'retrying');
 
+-- claim_jobs with a job_types filter (the worker's usual call) reads each type's waiting jobs
+-- here, so a backlog of other types ahead of them costs nothing (see queue._pick_by_type).
+create index jobs_type_claim_idx on queue.jobs (job_type, priority, run_at, id)
+where status in ('pending', 'retrying');
+
 -- concurrency counts and the lease reaper.
 create index jobs_running_idx on queue.jobs (queue_name, lease_expires_at)
 where status = 'running';
@@ -255,8 +260,12 @@ where status in ('pending', 'retrying') and owner_id is not null;
 create index jobs_parent_idx on queue.jobs (parent_id)
 where parent_id is not null;
 
+-- History is partitioned by day of finished_at (UTC): retention drops whole partitions
+-- (queue.maintain_history_partitions, pg_cron queue-partitions) instead of deleting row by
+-- row, and reads of the last hour touch one or two partitions. The primary key must hold the
+-- partition key, hence (id, finished_at); a lookup by id probes each partition's index.
 create table queue.job_history (
-    id bigint primary key,
+    id bigint not null,
     job_type text not null,
     queue_name text not null,
     status queue.job_status not null,
@@ -279,13 +288,21 @@ create table queue.job_history (
     releases int not null default 0,
     released_at timestamptz,
     released_by text,
+    constraint job_history_pkey primary key (id, finished_at),
     constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
-);
+) partition by range (finished_at);
 
 comment on table queue.job_history is
-'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; partitioned by day of finished_at (UTC), whole days dropped after the longest queue retention, shorter retentions purged by row.';
 comment on column queue.job_history.public_error is 'What the owner sees of the last failure (see queue.jobs.public_error).';
 comment on column queue.job_history.parent_id is 'The job whose handler chained this one; null for a root job.';
+
+-- Rows whose day has no partition yet (housekeeping did not run): finishing never fails for
+-- want of a partition. Kept empty by queue.maintain_history_partitions, which creates days ahead.
+create table queue.job_history_default partition of queue.job_history default;
+
+comment on table queue.job_history_default is
+'Finished jobs whose day has no partition of queue.job_history (housekeeping behind); normally empty.';
 
 -- retention purge per queue, oldest first
 create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);

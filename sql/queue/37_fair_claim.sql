@@ -71,14 +71,17 @@ begin
     into v_ids, v_priorities, v_run_ats
     from unnest(_pick_fair.queues, _pick_fair.allowances) as a (queue_name, allowance)
     cross join lateral (
+        -- a range, not an equality, ordered by queue_name first: only jobs_queue_claim_idx
+        -- serves it in order, whatever the statistics say (see _limited_work_due)
         select j.id, j.priority, j.run_at
         from queue.jobs as j
-        where j.queue_name = a.queue_name
+        where j.queue_name >= a.queue_name
+            and j.queue_name <= a.queue_name
             and j.status in ('pending', 'retrying')
             and j.run_at <= now()
             and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
             and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
-        order by j.priority, j.run_at, j.id
+        order by j.queue_name, j.priority, j.run_at, j.id
         limit a.allowance
         for update skip locked
     ) as c
@@ -156,7 +159,7 @@ begin
                 and j.run_at <= now()
                 and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
                 and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
-            order by j.priority, j.run_at, j.id
+            order by j.queue_name, j.owner_id, j.priority, j.run_at, j.id
             limit least(
                 s.room,
                 case when v_queue.fair then ceil(v_queue.allowance * s.weight::numeric / tw.weight)::int else v_queue.allowance end
@@ -173,13 +176,14 @@ begin
         from (
             select j.id, j.owner_id, j.priority, j.run_at
             from queue.jobs as j
-            where j.queue_name = v_queue.queue_name
+            where j.queue_name >= v_queue.queue_name
+                and j.queue_name <= v_queue.queue_name
                 and j.status in ('pending', 'retrying')
                 and j.run_at <= now()
                 and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
                 and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
                 and (v_queue.owner_concurrency is null or j.owner_id is null)
-            order by j.priority, j.run_at, j.id
+            order by j.queue_name, j.priority, j.run_at, j.id
             -- (it overlaps the shares, so a short fall reads a whole allowance)
             limit case when coalesce(cardinality(v_share_ids), 0) < v_queue.allowance then v_queue.allowance else 1 end
             for update skip locked

@@ -1,7 +1,8 @@
 -- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
 -- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
--- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
+-- `queue-stats`, `queue-purge`, `queue-cron-trim`, `queue-partitions`, `queue-storage`; a
+-- recurring job `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
 -- other than cron.database_name) everything here still installs, recurring jobs are refused
 -- with a clear error, and queue.health() reports housekeeping as not scheduled.
@@ -94,6 +95,20 @@ as $$
             '17 * * * *',
             'select queue.trim_cron_history()',
             'delete old cron.job_run_details rows of Kyu''s own pg_cron entries'
+        ),
+        (
+            6,
+            'queue-partitions',
+            '7 * * * *',
+            'select queue.maintain_history_partitions()',
+            'create the coming days'' history partitions, drop the days past every retention'
+        ),
+        (
+            7,
+            'queue-storage',
+            '*/5 * * * *',
+            'select queue.maintain_jobs_storage()',
+            'rebuild the hot table''s indexes once a burst has drained'
         )
     ) as h (ord, jobname, schedule, command, description)
     order by h.ord
@@ -361,7 +376,7 @@ end
 $$;
 
 comment on function queue.sync_cron_jobs() is
-'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
+'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim, queue-partitions, queue-storage and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
 
 -- age_waiting_jobs: starvation guard; run by pg_cron.
 create or replace function queue.age_waiting_jobs()

@@ -197,6 +197,9 @@ alter table queue.owner_buckets enable row level security;
 alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
+-- partitions are read through queue.job_history (its policies apply); the daily ones get row
+-- level security from queue._create_history_partition as they are made
+alter table queue.job_history_default enable row level security;
 alter table queue.worker_sessions enable row level security;
 alter table queue.recurring_jobs enable row level security;
 alter table queue.stats_history enable row level security;

@@ -411,6 +411,11 @@ where status in ('pending', 'retrying');
 create index jobs_claim_idx on queue.jobs (priority, run_at, id)
 where status in ('pending', 'retrying');
 
+-- claim_jobs with a job_types filter (the worker's usual call) reads each type's waiting jobs
+-- here, so a backlog of other types ahead of them costs nothing (see queue._pick_by_type).
+create index jobs_type_claim_idx on queue.jobs (job_type, priority, run_at, id)
+where status in ('pending', 'retrying');
+
 -- concurrency counts and the lease reaper.
 create index jobs_running_idx on queue.jobs (queue_name, lease_expires_at)
 where status = 'running';
@@ -431,8 +436,12 @@ where status in ('pending', 'retrying') and owner_id is not null;
 create index jobs_parent_idx on queue.jobs (parent_id)
 where parent_id is not null;
 
+-- History is partitioned by day of finished_at (UTC): retention drops whole partitions
+-- (queue.maintain_history_partitions, pg_cron queue-partitions) instead of deleting row by
+-- row, and reads of the last hour touch one or two partitions. The primary key must hold the
+-- partition key, hence (id, finished_at); a lookup by id probes each partition's index.
 create table queue.job_history (
-    id bigint primary key,
+    id bigint not null,
     job_type text not null,
     queue_name text not null,
     status queue.job_status not null,
@@ -455,13 +464,21 @@ create table queue.job_history (
     releases int not null default 0,
     released_at timestamptz,
     released_by text,
+    constraint job_history_pkey primary key (id, finished_at),
     constraint job_history_finished_status check (status in ('completed', 'cancelled', 'dead'))
-);
+) partition by range (finished_at);
 
 comment on table queue.job_history is
-'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; purged after the queue''s retention.';
+'Finished jobs (completed, cancelled, dead) with result, every attempt''s error and timings; partitioned by day of finished_at (UTC), whole days dropped after the longest queue retention, shorter retentions purged by row.';
 comment on column queue.job_history.public_error is 'What the owner sees of the last failure (see queue.jobs.public_error).';
 comment on column queue.job_history.parent_id is 'The job whose handler chained this one; null for a root job.';
+
+-- Rows whose day has no partition yet (housekeeping did not run): finishing never fails for
+-- want of a partition. Kept empty by queue.maintain_history_partitions, which creates days ahead.
+create table queue.job_history_default partition of queue.job_history default;
+
+comment on table queue.job_history_default is
+'Finished jobs whose day has no partition of queue.job_history (housekeeping behind); normally empty.';
 
 -- retention purge per queue, oldest first
 create index job_history_queue_finished_idx on queue.job_history (queue_name, finished_at);
@@ -1117,7 +1134,10 @@ begin
                 then format('priority must be an integer from 1 to 100, got %s', queue._shown((i.j -> 'priority')::text))
             when i.j ? 'payload' and jsonb_typeof(i.j -> 'payload') is distinct from 'object'
                 then format('payload must be a JSON object, got %s', coalesce(jsonb_typeof(i.j -> 'payload'), 'null'))
-            when octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
+            -- its text is at most 6x its binary size (a control character becomes \u0001), so
+            -- only payloads that could be over the cap are serialised to count their bytes
+            when pg_column_size(i.j -> 'payload') * 6 > i.max_payload_bytes
+                and octet_length((i.j -> 'payload')::text) > i.max_payload_bytes
                 then format(
                     'payload is %s bytes, over the cap of %s bytes (queue.settings.max_payload_bytes)',
                     octet_length((i.j -> 'payload')::text), i.max_payload_bytes
@@ -1177,22 +1197,27 @@ begin
             case when e.j ->> 'backoff_base' is not null then queue._to_interval(e.j ->> 'backoff_base') end as backoff_base,
             case when e.j ->> 'backoff_max' is not null then queue._to_interval(e.j ->> 'backoff_max') end as backoff_max,
             (select s.max_payload_bytes from queue.settings as s) as max_payload_bytes,
-            (
+            -- the known keys taken away in one call; the first one left is looked up only when
+            -- there is one (a subquery per job cost 1.5 of 6.5 ms per 1,000 jobs)
+            case when jsonb_typeof(e.j) = 'object' and e.j - i_known.keys <> '{}' then (
                 select k.key
-                from jsonb_object_keys(case when jsonb_typeof(e.j) = 'object' then e.j else '{}' end) as k (key)
-                where k.key not in (
-                    'job_type', 'payload', 'queue_name', 'priority', 'run_at', 'max_attempts',
-                    'unique_key', 'owner_id', 'backoff_strategy', 'backoff_base', 'backoff_max', 'parent_id'
-                )
+                from jsonb_object_keys(e.j - i_known.keys) as k (key)
                 limit 1
-            ) as bad_key
+            ) end as bad_key
         from jsonb_array_elements(_resolve_jobs.jobs) with ordinality as e (j, ord)
+        cross join (
+            select array[
+                'job_type', 'payload', 'queue_name', 'priority', 'run_at', 'max_attempts',
+                'unique_key', 'owner_id', 'backoff_strategy', 'backoff_base', 'backoff_max', 'parent_id'
+            ] as keys
+        ) as i_known
     ) as i
     left join queue.job_types as jt on jt.job_type = i.j ->> 'job_type'
     left join queue.queues as q on q.queue_name = coalesce(i.j ->> 'queue_name', jt.queue_name)
     left join queue.owner_tiers as ot on ot.owner_id = i.owner_id
     left join queue.tiers as t on t.tier = ot.tier
-    -- input order, whatever join the planner picks: enqueue_jobs draws ids in this order
+    -- in input order: enqueue_jobs draws the ids in the order these rows come, and a hash
+    -- join above returned them shuffled once the policy tables had statistics
     order by i.ord;
 end
 $$;
@@ -1235,6 +1260,35 @@ begin
 end
 $$;
 
+comment on function queue._reject_job(bigint, int, text) is 'Private: raises an enqueue validation error (22023).';
+
+-- _unique_key_holder: the job holding a unique_key that enqueue skipped.
+create or replace function queue._unique_key_holder(unique_key text)
+returns bigint
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+    v_id bigint;
+begin
+    select j.id into v_id from queue.jobs as j where j.unique_key = _unique_key_holder.unique_key;
+    if v_id is null then
+        -- the holder finished in between: it was live when we enqueued, so it answers
+        select h.id into v_id
+        from queue.job_history as h
+        where h.unique_key = _unique_key_holder.unique_key
+        order by h.finished_at desc
+        limit 1;
+    end if;
+    return v_id;
+end
+$$;
+
+comment on function queue._unique_key_holder(text) is
+'Private: the id of the job holding unique_key, the live one or else the one that finished last; what enqueue returns for a job skipped for its unique_key.';
+
 -- enqueue_jobs: many jobs in one statement; returns their ids in input order.
 create or replace function queue.enqueue_jobs(jobs jsonb)
 returns setof bigint
@@ -1250,7 +1304,8 @@ declare
     v_keys text [];
     v_inserted boolean [];
     v_queues text [];
-    v_existing bigint;
+    v_one record;
+    v_id bigint;
 begin
     if jsonb_typeof(enqueue_jobs.jobs) is distinct from 'array' then
         raise exception 'jobs must be a JSON array of job objects, got %',
@@ -1264,6 +1319,38 @@ begin
     if v_count > 10000 then
         raise exception 'jobs has % jobs, over the limit of 10000 per call', v_count
             using errcode = '22023', hint = 'Split the batch: each call is one transaction.';
+    end if;
+
+    -- one job (every enqueue_job): the same resolver, then one plain insert. The set statement
+    -- below spends ~100 us per call on executor start-up alone (its CTEs, join and aggregates):
+    -- enqueue_job's CPU 200 -> 100 us (pg_stat_statements, one session, no commit)
+    if v_count = 1 then
+        select r.* into v_one from queue._resolve_jobs(enqueue_jobs.jobs) as r;
+        if v_one.problem is not null then
+            perform queue._reject_job(v_one.ord, v_count, v_one.problem);
+        end if;
+        insert into queue.jobs as j (
+            job_type, queue_name, priority, run_at, payload, max_attempts, unique_key,
+            owner_id, backoff_strategy, backoff_base, backoff_max, parent_id
+        )
+        values (
+            v_one.job_type, v_one.queue_name, v_one.priority, v_one.run_at, v_one.payload,
+            v_one.max_attempts, v_one.unique_key, v_one.owner_id, v_one.backoff_strategy,
+            v_one.backoff_base, v_one.backoff_max, v_one.parent_id
+        )
+        on conflict (unique_key) where unique_key is not null do nothing
+        returning j.id into v_id;
+        if v_id is null then
+            v_id := queue._unique_key_holder(v_one.unique_key);
+        elsif v_one.run_at <= now() then
+            perform pg_notify('kyu_jobs', v_one.queue_name);
+        end if;
+        -- per-owner quotas of a queue that binds every caller (27_owner_limits.sql)
+        if v_one.owner_id is not null then
+            perform queue._enforce_owner_limits_of(array[v_id]);
+        end if;
+        return next v_id;
+        return;
     end if;
 
     -- ids are drawn before the insert so each input row keeps its id whatever the insert order,
@@ -1303,16 +1390,7 @@ begin
     -- a job skipped for its unique_key takes the id of the job that holds the key
     for i in 1 .. v_count loop
         if not v_inserted[i] then
-            select j.id into v_existing from queue.jobs as j where j.unique_key = v_keys[i];
-            if v_existing is null then
-                -- the holder finished in between: it was live when we enqueued, so it answers
-                select h.id into v_existing
-                from queue.job_history as h
-                where h.unique_key = v_keys[i]
-                order by h.finished_at desc
-                limit 1;
-            end if;
-            v_ids[i] := v_existing;
+            v_ids[i] := queue._unique_key_holder(v_keys[i]);
         end if;
     end loop;
 
@@ -1346,12 +1424,16 @@ create or replace function queue.enqueue_job(
     backoff_max interval default null
 )
 returns bigint
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = ''
+set jit = off
 as $$
-    select queue.enqueue_jobs(jsonb_build_array(jsonb_build_object(
+begin
+    -- plpgsql, not sql: a definer sql function is never inlined and planned this call afresh
+    -- every time (CPU per enqueue_job 300 -> 180 us, one session, no commit)
+    return queue.enqueue_jobs(jsonb_build_array(jsonb_build_object(
         'job_type', enqueue_job.job_type,
         'payload', coalesce(enqueue_job.payload, 'null'::jsonb),
         'queue_name', enqueue_job.queue_name,
@@ -1363,7 +1445,8 @@ as $$
         'backoff_strategy', enqueue_job.backoff_strategy,
         'backoff_base', enqueue_job.backoff_base,
         'backoff_max', enqueue_job.backoff_max
-    )))
+    )));
+end
 $$;
 
 comment on function queue.enqueue_job(text, jsonb, text, int, timestamptz, int, text, uuid, queue.backoff_strategy, interval, interval) is
@@ -1550,35 +1633,33 @@ stable
 security definer
 set search_path = ''
 set jit = off
+-- one plan whatever the statistics say: the range on queue_name (not an equality) with the
+-- order by queue_name first is a shape only jobs_queue_claim_idx serves without a sort, and
+-- sorts and whole-table scans are off. Planned per call, an equality let the planner walk
+-- jobs_claim_idx over every other queue's jobs once statistics said the table was empty
+-- (tests/schema/test_plans.py: 40,200 rows read per claim of 100 at a 20k backlog)
+set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
 as $$
-declare
-    v_queue text;
-    v_idle boolean;
 begin
-    for v_queue in
-        select q.queue_name
+    return exists (
+        select
         from queue.queues as q
+        cross join lateral (
+            select
+            from queue.jobs as j
+            where j.queue_name >= q.queue_name
+                and j.queue_name <= q.queue_name
+                and j.status in ('pending', 'retrying')
+                and j.run_at <= now()
+                and (_limited_work_due.job_types is null or j.job_type = any(_limited_work_due.job_types))
+            order by j.queue_name, j.priority, j.run_at, j.id
+            limit 1
+        ) as due
         where not q.paused
             and (q.concurrency is not null or q.rate_limit is not null or q.fair or q.owner_concurrency is not null)
-    loop
-        -- planned afresh (execute) so the planner sees which queue it is and walks
-        -- jobs_queue_claim_idx; a cached generic plan scanned every other queue's jobs instead
-        execute '
-            select not exists (
-                select
-                from queue.jobs as j
-                where j.queue_name = $1
-                    and j.status in (''pending'', ''retrying'')
-                    and j.run_at <= now()
-                    and ($2 is null or j.job_type = any($2))
-            )'
-        into v_idle
-        using v_queue, _limited_work_due.job_types;
-        if not v_idle then
-            return true;
-        end if;
-    end loop;
-    return false;
+    );
 end
 $$;
 
@@ -1658,15 +1739,26 @@ comment on function queue._claim_allowances(text[], int) is
 'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket; fair_queues: those of them that are fair or have owner_concurrency (picked by _pick_fair; null when none). Locks the limited queues'' rows (owner_concurrency ones too; fair alone needs none) until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
 
 -- _spend_tokens: one token per claimed job on rate-limited queues.
-create or replace function queue._spend_tokens(job_ids bigint[])
+create or replace function queue._spend_tokens(job_ids bigint[], queues text[])
 returns void
 language plpgsql
 volatile
 security definer
 set search_path = ''
 set jit = off
+-- the jobs are found by primary key whatever the statistics say (see claim_jobs)
+set enable_seqscan = off
 as $$
 begin
+    -- no rate-limited queue among those claimed from (the usual case): nothing to spend, and no
+    -- lookup of the jobs (one rate-limited queue anywhere, e.g. the receipts app's freee queue,
+    -- used to cost every claim this update: ~0.2 ms per batch of 100)
+    if not exists (
+        select from queue.queues as q
+        where q.queue_name = any(_spend_tokens.queues) and q.rate_limit is not null
+    ) then
+        return;
+    end if;
     update queue.queues as q
     set rate_tokens = q.rate_tokens - n.started
     from (
@@ -1679,8 +1771,8 @@ begin
 end
 $$;
 
-comment on function queue._spend_tokens(bigint[]) is
-'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';
+comment on function queue._spend_tokens(bigint[], text[]) is
+'Private: takes one token per listed job from its queue''s rate bucket (rate-limited queues among queues only); claim_jobs calls it for the jobs it picked, under the queue locks _claim_allowances took.';
 
 -- ---- sql/queue/37_fair_claim.sql ----
 -- Fair claiming and per-owner concurrency: how claim_jobs picks from a queue marked fair (within
@@ -1756,14 +1848,17 @@ begin
     into v_ids, v_priorities, v_run_ats
     from unnest(_pick_fair.queues, _pick_fair.allowances) as a (queue_name, allowance)
     cross join lateral (
+        -- a range, not an equality, ordered by queue_name first: only jobs_queue_claim_idx
+        -- serves it in order, whatever the statistics say (see _limited_work_due)
         select j.id, j.priority, j.run_at
         from queue.jobs as j
-        where j.queue_name = a.queue_name
+        where j.queue_name >= a.queue_name
+            and j.queue_name <= a.queue_name
             and j.status in ('pending', 'retrying')
             and j.run_at <= now()
             and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
             and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
-        order by j.priority, j.run_at, j.id
+        order by j.queue_name, j.priority, j.run_at, j.id
         limit a.allowance
         for update skip locked
     ) as c
@@ -1841,7 +1936,7 @@ begin
                 and j.run_at <= now()
                 and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
                 and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
-            order by j.priority, j.run_at, j.id
+            order by j.queue_name, j.owner_id, j.priority, j.run_at, j.id
             limit least(
                 s.room,
                 case when v_queue.fair then ceil(v_queue.allowance * s.weight::numeric / tw.weight)::int else v_queue.allowance end
@@ -1858,13 +1953,14 @@ begin
         from (
             select j.id, j.owner_id, j.priority, j.run_at
             from queue.jobs as j
-            where j.queue_name = v_queue.queue_name
+            where j.queue_name >= v_queue.queue_name
+                and j.queue_name <= v_queue.queue_name
                 and j.status in ('pending', 'retrying')
                 and j.run_at <= now()
                 and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
                 and (_pick_fair.blocked is null or j.job_type <> all(_pick_fair.blocked))
                 and (v_queue.owner_concurrency is null or j.owner_id is null)
-            order by j.priority, j.run_at, j.id
+            order by j.queue_name, j.priority, j.run_at, j.id
             -- (it overlaps the shares, so a short fall reads a whole allowance)
             limit case when coalesce(cardinality(v_share_ids), 0) < v_queue.allowance then v_queue.allowance else 1 end
             for update skip locked
@@ -1981,7 +2077,8 @@ comment on function queue._pick_fair(text[], int[], text[], text[], text[], int)
 -- ---- sql/queue/40_claim.sql ----
 -- Claiming: claim_jobs hands a worker up to batch_size due jobs, most urgent first, leased to it.
 -- It reads check -> pick -> claim; the policy (breakers, limited queues, allowances, tokens) lives
--- in 35_claim_policy.sql. Two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then
+-- in 35_claim_policy.sql. A claim filtered by job_types picks through _pick_by_type (each type's
+-- own index); otherwise two ways to pick (both one statement with FOR UPDATE SKIP LOCKED), then
 -- one update claims:
 --   * every queue, and no limited queue has due work: one ordered scan of jobs_claim_idx that
 --     skips paused and limited queues;
@@ -1989,6 +2086,167 @@ comment on function queue._pick_fair(text[], int[], text[], text[], text[], int)
 --     concurrency and rate limit allow (queue rows locked in name order, so limits hold across
 --     any number of workers), merged by priority. With several queues this may lock up to
 --     batch_size rows per queue for an instant; the cost is bounded and the plan stays simple.
+
+-- _pick_by_type: for a claim filtered by job_types, the jobs to claim, locked, most urgent
+-- first. Behind a backlog of other types the ordered scans of jobs_claim_idx and
+-- jobs_queue_claim_idx read those jobs row by row (make bench-backlog: a claim of 100 of a type
+-- behind 200,000 jobs of another took 34 ms, 11x one with nothing ahead); here each type's
+-- first jobs come from jobs_type_claim_idx without locks, and only the chosen ones are locked,
+-- by primary key (3.3 ms behind the same backlog).
+-- Up to twice as many candidates as may be taken, so claimers racing for the same jobs still
+-- fill their batch. queues null: every queue but `skip`; queues given: at most allowances[i]
+-- locked in queues[i] (which may lock up to the allowance in each queue for an instant, as the
+-- per-queue scan of claim_jobs does).
+create or replace function queue._pick_by_type(
+    job_types text[],
+    queues text[],
+    allowances int[],
+    skip text[],
+    blocked text[],
+    batch_size int
+)
+returns bigint[]
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+-- one plan whatever the statistics say: a range on job_type ordered by job_type first is a
+-- shape only jobs_type_claim_idx serves without a sort, and whole-table scans are off
+set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
+as $$
+declare
+    v_candidates bigint[];
+    v_candidate_queues text[];
+begin
+    -- one type (a worker with one handler, the usual batch worker): its index in order, locked
+    -- as it is read, as cheap as an unfiltered claim (the two steps below cost 18% more at
+    -- batch 1,000 with nothing ahead)
+    if cardinality(_pick_by_type.job_types) = 1 then
+        if _pick_by_type.queues is null then
+            return array(
+                select j.id
+                from queue.jobs as j
+                where j.job_type >= _pick_by_type.job_types[1]
+                    and j.job_type <= _pick_by_type.job_types[1]
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+                    and j.queue_name <> all(_pick_by_type.skip)
+                order by j.job_type, j.priority, j.run_at, j.id
+                limit _pick_by_type.batch_size
+                for update skip locked
+            );
+        end if;
+        return array(
+            select c.id
+            from unnest(_pick_by_type.queues, _pick_by_type.allowances) as q (queue_name, allowance)
+            cross join lateral (
+                select j.id, j.priority, j.run_at
+                from queue.jobs as j
+                where j.job_type >= _pick_by_type.job_types[1]
+                    and j.job_type <= _pick_by_type.job_types[1]
+                    and j.queue_name = q.queue_name
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+                order by j.job_type, j.priority, j.run_at, j.id
+                limit q.allowance
+                for update skip locked
+            ) as c
+            order by c.priority, c.run_at, c.id
+            limit _pick_by_type.batch_size
+        );
+    end if;
+
+    -- several types: candidates first, without locks, then lock only those taken
+    if _pick_by_type.queues is null then
+        v_candidates := array(
+            select c.id
+            from unnest(_pick_by_type.job_types) as t (job_type)
+            cross join lateral (
+                select j.id, j.priority, j.run_at
+                from queue.jobs as j
+                where j.job_type >= t.job_type
+                    and j.job_type <= t.job_type
+                    and j.status in ('pending', 'retrying')
+                    and j.run_at <= now()
+                    and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+                    and j.queue_name <> all(_pick_by_type.skip)
+                order by j.job_type, j.priority, j.run_at, j.id
+                limit 2 * _pick_by_type.batch_size
+            ) as c
+            order by c.priority, c.run_at, c.id
+            limit 2 * _pick_by_type.batch_size
+        );
+        -- lock in candidate order (the nested loop keeps unnest's order, so no sort locks them
+        -- all), skipping rows another claimer holds, until batch_size are held. Each row is
+        -- checked again once locked: still waiting (said without naming status, so the planner
+        -- is offered no partial index to walk) and due
+        return array(
+            select l.id
+            from unnest(v_candidates) as c (id)
+            cross join lateral (
+                select j.id
+                from queue.jobs as j
+                where j.id = c.id
+                    and (j.worker_id is null or j.lease_expires_at is null)
+                    and j.run_at <= now()
+                for update skip locked
+            ) as l
+            limit _pick_by_type.batch_size
+        );
+    end if;
+
+    -- per queue: up to 2 x allowance candidates, of which at most allowance are locked
+    select array_agg(c.id order by c.priority, c.run_at, c.id), array_agg(c.queue_name order by c.priority, c.run_at, c.id)
+    into v_candidates, v_candidate_queues
+    from unnest(_pick_by_type.queues, _pick_by_type.allowances) as q (queue_name, allowance)
+    cross join lateral (
+        select x.id, x.priority, x.run_at, q.queue_name
+        from unnest(_pick_by_type.job_types) as t (job_type)
+        cross join lateral (
+            select j.id, j.priority, j.run_at
+            from queue.jobs as j
+            where j.job_type >= t.job_type
+                and j.job_type <= t.job_type
+                and j.queue_name = q.queue_name
+                and j.status in ('pending', 'retrying')
+                and j.run_at <= now()
+                and (_pick_by_type.blocked is null or j.job_type <> all(_pick_by_type.blocked))
+            order by j.job_type, j.priority, j.run_at, j.id
+            limit 2 * q.allowance
+        ) as x
+        order by x.priority, x.run_at, x.id
+        limit 2 * q.allowance
+    ) as c;
+    return array(
+        select l.id
+        from unnest(_pick_by_type.queues, _pick_by_type.allowances) as q (queue_name, allowance)
+        cross join lateral (
+            select k.id, k.priority, k.run_at
+            from unnest(v_candidates, v_candidate_queues) as c (id, queue_name)
+            cross join lateral (
+                select j.id, j.priority, j.run_at
+                from queue.jobs as j
+                where j.id = c.id
+                    and (j.worker_id is null or j.lease_expires_at is null)
+                    and j.run_at <= now()
+                for update skip locked
+            ) as k
+            where c.queue_name = q.queue_name
+            limit q.allowance
+        ) as l
+        order by l.priority, l.run_at, l.id
+        limit _pick_by_type.batch_size
+    );
+end
+$$;
+
+comment on function queue._pick_by_type(text[], text[], int[], text[], text[], int) is
+'Private: for claim_jobs with a job_types filter, locks (skip locked) and returns up to batch_size due jobs of those types, most urgent first, reading each type''s jobs through jobs_type_claim_idx: from every queue but skip (queues null), or at most allowances[i] from queues[i]. blocked: job types to leave (open breakers).';
 
 create or replace function queue.claim_jobs(
     worker_id text,
@@ -2003,6 +2261,13 @@ volatile
 security definer
 set search_path = ''
 set jit = off
+-- plans that cannot go bad: queue.jobs swings from empty to a million rows between two
+-- analyzes, and plpgsql keeps a generic plan made when it was tiny. With seq and bitmap scans
+-- off the pick walks a claim index in order and the update finds rows by primary key whatever
+-- the statistics say (make bench-backlog: 2,470 ms -> 3 ms per claim of 100 at a 1M backlog
+-- after vacuum saw the table empty)
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
     v_blocked text [];
@@ -2030,7 +2295,32 @@ begin
     v_blocked := queue._blocked_job_types();
 
     -- pick: the rows are locked (skip locked) here and claimed by the one update below
-    if claim_jobs.queue_names is null and not queue._limited_work_due(claim_jobs.job_types) then
+    if claim_jobs.job_types is not null then
+        -- filtered by type: each type's own index, whatever other types wait ahead of it
+        if claim_jobs.queue_names is null and not queue._limited_work_due(claim_jobs.job_types) then
+            v_ids := queue._pick_by_type(
+                claim_jobs.job_types, null, null, queue._paused_or_limited_queues(), v_blocked,
+                claim_jobs.batch_size
+            );
+        else
+            select a.queues, a.allowances, a.fair_queues into v_queues, v_allowances, v_fair
+            from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
+            if v_queues is null then
+                return;
+            end if;
+            if v_fair is not null then
+                -- a fair queue or one with owner_concurrency among them (37_fair_claim.sql)
+                v_ids := queue._pick_fair(
+                    v_queues, v_allowances, v_fair, claim_jobs.job_types, v_blocked, claim_jobs.batch_size
+                );
+            else
+                v_ids := queue._pick_by_type(
+                    claim_jobs.job_types, v_queues, v_allowances, '{}', v_blocked, claim_jobs.batch_size
+                );
+            end if;
+            perform queue._spend_tokens(v_ids, v_queues);
+        end if;
+    elsif claim_jobs.queue_names is null and not queue._limited_work_due(null) then
         -- one ordered scan for every queue that is neither paused nor limited
         v_skip := queue._paused_or_limited_queues();
         v_ids := array(
@@ -2038,7 +2328,6 @@ begin
             from queue.jobs as j
             where j.status in ('pending', 'retrying')
                 and j.run_at <= now()
-                and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
                 and (v_blocked is null or j.job_type <> all(v_blocked))
                 and j.queue_name <> all(v_skip)
             order by j.priority, j.run_at, j.id
@@ -2052,31 +2341,31 @@ begin
         if v_queues is null then
             return;
         end if;
-        -- a fair queue or one with owner_concurrency among them: 37_fair_claim.sql picks
         if v_fair is not null then
+            -- a fair queue or one with owner_concurrency among them (37_fair_claim.sql)
             v_ids := queue._pick_fair(
-                v_queues, v_allowances, v_fair, claim_jobs.job_types, v_blocked, claim_jobs.batch_size
+                v_queues, v_allowances, v_fair, null, v_blocked, claim_jobs.batch_size
             );
-        else v_ids := array(
-            select c.id
-            from unnest(v_queues, v_allowances) as a (queue_name, allowance)
-            cross join lateral (
-                select j.id, j.priority, j.run_at
-                from queue.jobs as j
-                where j.queue_name = a.queue_name
-                    and j.status in ('pending', 'retrying')
-                    and j.run_at <= now()
-                    and (claim_jobs.job_types is null or j.job_type = any(claim_jobs.job_types))
-                    and (v_blocked is null or j.job_type <> all(v_blocked))
-                order by j.priority, j.run_at, j.id
-                limit a.allowance
-                for update skip locked
-            ) as c
-            order by c.priority, c.run_at, c.id
-            limit claim_jobs.batch_size
-        );
+        else
+            v_ids := array(
+                select c.id
+                from unnest(v_queues, v_allowances) as a (queue_name, allowance)
+                cross join lateral (
+                    select j.id, j.priority, j.run_at
+                    from queue.jobs as j
+                    where j.queue_name = a.queue_name
+                        and j.status in ('pending', 'retrying')
+                        and j.run_at <= now()
+                        and (v_blocked is null or j.job_type <> all(v_blocked))
+                    order by j.priority, j.run_at, j.id
+                    limit a.allowance
+                    for update skip locked
+                ) as c
+                order by c.priority, c.run_at, c.id
+                limit claim_jobs.batch_size
+            );
         end if;
-        perform queue._spend_tokens(v_ids);
+        perform queue._spend_tokens(v_ids, v_queues);
     end if;
 
     -- claim: running, leased for the job type's timeout or the queue's lease; most urgent first
@@ -2228,10 +2517,19 @@ volatile
 security definer
 set search_path = ''
 set jit = off
+-- plans that cannot go bad: queue.jobs is read only through jobs_pkey (id = any(job_ids)),
+-- whatever the statistics say. The delete used to join unnest(job_ids, ...) with queue.jobs;
+-- on statistics that saw the table empty, a generic plan hashed every running job (170 ms for
+-- 2,000 ids at 200k running), rescanned the table per id (115 s for 5,000 ids, issue 15), or
+-- walked jobs_pkey whole per id (a 20 s stall in make bench-backlog). Now there is no join
+-- with queue.jobs left to plan: per-id tokens, results and attempts are looked up in a jsonb map
+set enable_seqscan = off
+set enable_bitmapscan = off
 as $$
 declare
     v_count int;
     v_big record;
+    v_by_id jsonb;
 begin
     -- one test on the hot path (three separate checks looked ~0.1 ms slower per batch of 100 on
     -- the shared bench box; within its noise); the problem is named only when there is one
@@ -2259,17 +2557,26 @@ begin
                 using errcode = '22023', hint = 'Store large results elsewhere and return their id. Nothing was completed.';
         end if;
     end if;
+    -- {"<id>": [lease_token, result, attempt]}: each id's own token, paired by position. A map
+    -- rather than a join with unnest(job_ids, ...): that join is what went bad on stale
+    -- statistics (see above), and "lease_token = any(lease_tokens)" compares every row with every
+    -- token (25M comparisons for a batch of 5,000)
+    select jsonb_object_agg(c.id::text, jsonb_build_array(c.lease_token, c.result, c.attempt)) into v_by_id
+    from unnest(complete_jobs.job_ids, complete_jobs.lease_tokens, complete_jobs.results, complete_jobs.attempts)
+        as c (id, lease_token, result, attempt);
+
     -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set
     with done as (
         delete from queue.jobs as j
-        using unnest(complete_jobs.job_ids, complete_jobs.results, complete_jobs.attempts, complete_jobs.lease_tokens)
-            as c (id, result, attempt, lease_token)
-        where j.id = c.id
-            and j.status = 'running'
-            and j.lease_token = c.lease_token
+        where j.id = any(complete_jobs.job_ids)
+            -- running, said without naming status: worker_id and lease_expires_at are set
+            -- exactly while running (jobs_running_has_lease), and a status clause would offer
+            -- the planner a full scan of the partial jobs_running_idx instead of the ids
+            and j.lease_expires_at is not null
             and j.worker_id = complete_jobs.worker_id
-            and (c.attempt is null or j.attempt = c.attempt)
-        returning j, c.result
+            and v_by_id -> j.id::text ->> 0 = j.lease_token::text
+            and coalesce((v_by_id -> j.id::text ->> 2)::int, j.attempt) = j.attempt
+        returning j, nullif(v_by_id -> j.id::text -> 1, 'null') as result
     )
     select queue._write_history(array_agg(d.j), 'completed', array_agg(d.result)) into v_count
     from done as d;
@@ -2384,6 +2691,9 @@ volatile
 security definer
 set search_path = ''
 set jit = off
+-- by primary key whatever the statistics say (a plan cached while queue.jobs was one page
+-- scanned it whole once it had grown; see complete_jobs)
+set enable_seqscan = off
 as $$
 declare
     v_job queue.jobs;
@@ -2431,6 +2741,8 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- by primary key whatever the statistics say (see complete_jobs)
+set enable_seqscan = off
 as $$
 begin
     if heartbeat.worker_id is null or btrim(heartbeat.worker_id) = '' then
@@ -2815,7 +3127,8 @@ comment on function queue.report_service(text, boolean, text, int, interval) is
 -- pg_cron: housekeeping (reap, age, stats, purge, trim of cron's run log) and recurring jobs;
 -- the housekeeping functions themselves (aging, purges, trim) live here beside their schedules.
 -- Every pg_cron entry Kyu owns is named `queue-...`: housekeeping `queue-reap`, `queue-age`,
--- `queue-stats`, `queue-purge`, `queue-cron-trim`; a recurring job `queue-job:<name>`.
+-- `queue-stats`, `queue-purge`, `queue-cron-trim`, `queue-partitions`, `queue-storage`; a
+-- recurring job `queue-job:<name>`.
 -- pg_cron is optional at install time: where it is absent (a test template database, a database
 -- other than cron.database_name) everything here still installs, recurring jobs are refused
 -- with a clear error, and queue.health() reports housekeeping as not scheduled.
@@ -2908,6 +3221,20 @@ as $$
             '17 * * * *',
             'select queue.trim_cron_history()',
             'delete old cron.job_run_details rows of Kyu''s own pg_cron entries'
+        ),
+        (
+            6,
+            'queue-partitions',
+            '7 * * * *',
+            'select queue.maintain_history_partitions()',
+            'create the coming days'' history partitions, drop the days past every retention'
+        ),
+        (
+            7,
+            'queue-storage',
+            '*/5 * * * *',
+            'select queue.maintain_jobs_storage()',
+            'rebuild the hot table''s indexes once a burst has drained'
         )
     ) as h (ord, jobname, schedule, command, description)
     order by h.ord
@@ -3175,7 +3502,7 @@ end
 $$;
 
 comment on function queue.sync_cron_jobs() is
-'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
+'Registers (or updates) the housekeeping entries queue-reap, queue-age, queue-stats, queue-purge, queue-cron-trim, queue-partitions, queue-storage and every recurring job with pg_cron, and removes queue-job: entries without a recurring job. Returns the entry names. Safe to run again; the migration runs it. Does nothing (with a notice) without pg_cron.';
 
 -- age_waiting_jobs: starvation guard; run by pg_cron.
 create or replace function queue.age_waiting_jobs()
@@ -3334,6 +3661,221 @@ begin
     perform queue.sync_cron_jobs();
 end
 $$;
+
+-- ---- sql/queue/72_history_partitions.sql ----
+-- History partitions: one partition of queue.job_history per UTC day of finished_at, created
+-- a few days ahead and dropped whole once every queue's retention has passed (pg_cron
+-- queue-partitions, hourly). Rows of queues with a shorter retention go by row (purge_history).
+-- Dropping a day is a catalog change, not a delete: make bench-backlog drops a day of 1M rows.
+-- Partition DDL takes a short ACCESS EXCLUSIVE lock on queue.job_history; these functions wait
+-- at most lock_timeout for it and otherwise leave the work to the next run.
+
+-- _history_partitions: the partitions of queue.job_history with the end of their range.
+create or replace function queue._history_partitions()
+returns table (partition_name text, upper_bound timestamptz, is_default boolean)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+    -- the bound reads FOR VALUES FROM (...) TO ('<timestamptz>'), or DEFAULT
+    return query
+    select
+        c.relname::text,
+        (regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+        pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+    from pg_catalog.pg_inherits as i
+    join pg_catalog.pg_class as c on c.oid = i.inhrelid
+    where i.inhparent = 'queue.job_history'::regclass
+    order by 2 nulls last;
+end
+$$;
+
+comment on function queue._history_partitions() is
+'Private: the partitions of queue.job_history, each with the end of its finished_at range (null for the default partition).';
+
+-- _create_history_partition: the partition for one UTC day, unless a partition covers it.
+create or replace function queue._create_history_partition(day date)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_name text := 'job_history_p' || to_char(_create_history_partition.day, 'YYYYMMDD');
+    v_from timestamptz := _create_history_partition.day::timestamp at time zone 'UTC';
+begin
+    if to_regclass('queue.' || v_name) is not null then
+        return null;
+    end if;
+    -- built beside the table, then attached: attach locks queue.job_history only against other
+    -- DDL (share update exclusive), and jobs of that day that landed in the default partition
+    -- while housekeeping was behind move into their day first
+    execute format(
+        'create table queue.%I (like queue.job_history including defaults including constraints)', v_name
+    );
+    execute format(
+        'with moved as (delete from queue.job_history_default as d where d.finished_at >= %L and d.finished_at < %L returning d.*)
+         insert into queue.%I select * from moved',
+        v_from, v_from + interval '1 day', v_name
+    );
+    -- row level security on, like every table in queue (90_security.sql); no policy: a
+    -- partition is read through queue.job_history, whose policies apply
+    execute format('alter table queue.%I enable row level security', v_name);
+    execute format(
+        'alter table queue.job_history attach partition queue.%I for values from (%L) to (%L)',
+        v_name, v_from, v_from + interval '1 day'
+    );
+    execute format(
+        'comment on table queue.%I is %L',
+        v_name, format('Jobs finished on %s (UTC); a partition of queue.job_history.', _create_history_partition.day)
+    );
+    return v_name;
+exception
+    when invalid_object_definition then
+        -- 42P17: another partition (the pre-partitioning history) already covers the day
+        return null;
+end
+$$;
+
+comment on function queue._create_history_partition(date) is
+'Private: creates queue.job_history_pYYYYMMDD for one UTC day of finished_at, moving that day''s rows out of the default partition; returns its name, or null when a partition already covers the day.';
+
+-- maintain_history_partitions: creates days ahead, drops days past every queue's retention.
+create or replace function queue.maintain_history_partitions(days_ahead int default 3)
+returns setof text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+-- partition DDL queues behind long readers of history and every insert queues behind it:
+-- give up after a moment and let the next hourly run try again
+set lock_timeout = '2s'
+as $$
+declare
+    v_keep interval;
+    v_day date;
+    v_made text;
+    v_part record;
+begin
+    if maintain_history_partitions.days_ahead is null or maintain_history_partitions.days_ahead not between 0 and 60 then
+        raise exception 'days_ahead must be between 0 and 60, got %', coalesce(maintain_history_partitions.days_ahead::text, 'null')
+            using errcode = '22023';
+    end if;
+
+    -- ahead: today and the next days_ahead days (UTC), and any earlier day whose jobs
+    -- landed in the default partition while housekeeping was behind
+    for v_day in
+        select distinct (d.finished_at at time zone 'UTC')::date
+        from queue.job_history_default as d
+        union
+        select d::date
+        from generate_series(
+            (now() at time zone 'UTC')::date,
+            (now() at time zone 'UTC')::date + maintain_history_partitions.days_ahead,
+            interval '1 day'
+        ) as d
+        order by 1
+    loop
+        begin
+            v_made := queue._create_history_partition(v_day);
+            if v_made is not null then
+                return next 'created ' || v_made;
+            end if;
+        exception
+            when lock_not_available then
+                return next format('skipped %s: queue.job_history is busy (lock_timeout)', v_day);
+        end;
+    end loop;
+
+    -- behind: a partition goes once its newest possible row is past the longest retention
+    select coalesce(max(q.retention), interval '7 days') into v_keep from queue.queues as q;
+    for v_part in
+        select p.partition_name
+        from queue._history_partitions() as p
+        where not p.is_default and p.upper_bound <= now() - v_keep
+        order by p.upper_bound
+    loop
+        begin
+            execute format('drop table queue.%I', v_part.partition_name);
+            return next 'dropped ' || v_part.partition_name;
+        exception
+            when lock_not_available then
+                return next format('skipped dropping %s: queue.job_history is busy (lock_timeout)', v_part.partition_name);
+        end;
+    end loop;
+end
+$$;
+
+comment on function queue.maintain_history_partitions(int) is
+'Creates the partitions of queue.job_history for today and the next days_ahead days (UTC), and drops every partition whose whole range is older than the longest queue retention. Returns what it did, one line each. Run hourly by pg_cron (queue-partitions); safe to run any time.';
+
+-- Partitions for the coming days now, so the first jobs finished land in their day.
+select queue.maintain_history_partitions();
+
+-- ---- sql/queue/73_jobs_storage.sql ----
+-- Hot-table storage: queue.jobs holds live jobs only, so after a burst it is nearly empty, but
+-- its indexes keep the pages the burst needed (vacuum frees them for reuse, never returns
+-- them): 137 MB of indexes for an empty table after three 200k drains (make bench-backlog).
+-- maintain_jobs_storage (pg_cron queue-storage, every 5 minutes) rebuilds them once the table
+-- is nearly empty, when a rebuild costs milliseconds.
+
+-- maintain_jobs_storage: rebuilds queue.jobs' indexes when they are large and the table small.
+create or replace function queue.maintain_jobs_storage(
+    max_live_rows int default 10000,
+    min_index_bytes bigint default 1048576
+)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = ''
+-- reindex blocks writers (and planning of readers) while it runs: a few milliseconds for
+-- 10,000 rows, but never queue behind a long transaction for longer than this
+set lock_timeout = '200ms'
+as $$
+declare
+    v_index_bytes bigint := pg_catalog.pg_indexes_size('queue.jobs');
+    v_heap_bytes bigint := pg_catalog.pg_relation_size('queue.jobs');
+    v_live int;
+    v_started timestamptz := clock_timestamp();
+begin
+    if maintain_jobs_storage.max_live_rows is null or maintain_jobs_storage.max_live_rows < 0 then
+        raise exception 'max_live_rows must be 0 or more, got %', coalesce(maintain_jobs_storage.max_live_rows::text, 'null')
+            using errcode = '22023';
+    end if;
+    if v_index_bytes < coalesce(maintain_jobs_storage.min_index_bytes, 0) then
+        return format('indexes at %s: nothing to do', pg_catalog.pg_size_pretty(v_index_bytes));
+    end if;
+    -- the rebuild reads the heap: only when vacuum has emptied it of the burst's dead rows
+    if v_heap_bytes > 64 * 1048576 then
+        return format('heap at %s: waiting for vacuum', pg_catalog.pg_size_pretty(v_heap_bytes));
+    end if;
+    select count(*)::int into v_live
+    from (select from queue.jobs as j limit maintain_jobs_storage.max_live_rows + 1) as l;
+    if v_live > maintain_jobs_storage.max_live_rows then
+        return format('over %s live jobs: not now', maintain_jobs_storage.max_live_rows);
+    end if;
+    begin
+        reindex table queue.jobs;
+    exception
+        when lock_not_available then
+            return 'queue.jobs busy (lock_timeout): next time';
+    end;
+    return format(
+        'rebuilt the indexes of %s live jobs: %s -> %s in %s ms',
+        v_live,
+        pg_catalog.pg_size_pretty(v_index_bytes),
+        pg_catalog.pg_size_pretty(pg_catalog.pg_indexes_size('queue.jobs')),
+        round(extract(epoch from clock_timestamp() - v_started) * 1000)
+    );
+end
+$$;
+
+comment on function queue.maintain_jobs_storage(int, bigint) is
+'Rebuilds the indexes of queue.jobs (REINDEX TABLE) when they take at least min_index_bytes while the table holds at most max_live_rows jobs and vacuum has emptied its heap, giving back what a burst left. Waits at most 200 ms for its lock. Returns what it did. Run every 5 minutes by pg_cron (queue-storage).';
 
 -- ---- sql/queue/75_job_views.sql ----
 -- Reading jobs wherever they live (queue.jobs while waiting or running, queue.job_history once
@@ -4449,6 +4991,9 @@ alter table queue.owner_buckets enable row level security;
 alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
+-- partitions are read through queue.job_history (its policies apply); the daily ones get row
+-- level security from queue._create_history_partition as they are made
+alter table queue.job_history_default enable row level security;
 alter table queue.worker_sessions enable row level security;
 alter table queue.recurring_jobs enable row level security;
 alter table queue.stats_history enable row level security;

@@ -38,6 +38,8 @@ def test_without_pg_cron_the_queue_installs_and_health_says_housekeeping_is_miss
             "queue-stats",
             "queue-purge",
             "queue-cron-trim",
+            "queue-partitions",
+            "queue-storage",
         }
         assert c.execute("select count(*) from queue.schedules").fetchone()[0] == 0
         assert c.execute("select count(*) from queue.sync_cron_jobs()").fetchone()[0] == 0

@@ -23,7 +23,17 @@ def queue_with_jobs(migrated_db: str) -> str:
 
 # null is the one-scan path over every queue (what a worker uses by default); a queue list is the
 # per-queue path: both must skip rows another claimer holds, never wait on them
-@pytest.mark.parametrize("queues", ["array['t_race']", "null"], ids=["per-queue", "all-queues"])
+@pytest.mark.parametrize(
+    "queues",
+    [
+        "array['t_race']",
+        "null",
+        "null, array['t_race_job']",
+        "array['t_race'], array['t_race_job']",
+        "null, array['t_race_job', 't_none']",
+    ],
+    ids=["per-queue", "all-queues", "by-type", "per-queue-by-type", "by-types"],
+)
 def test_open_claim_transaction_does_not_block_or_share_with_another_session(
     queue_with_jobs: str, queues: str
 ) -> None:
@@ -42,7 +52,14 @@ def test_open_claim_transaction_does_not_block_or_share_with_another_session(
         assert not a_ids & b_ids
 
 
-def test_two_sessions_claiming_in_a_loop_never_share_a_job(queue_with_jobs: str) -> None:
+@pytest.mark.parametrize(
+    "job_types",
+    ["null", "array['t_race_job']", "array['t_race_job', 't_none']"],
+    ids=["any-type", "by-type", "by-types"],
+)
+def test_two_sessions_claiming_in_a_loop_never_share_a_job(
+    queue_with_jobs: str, job_types: str
+) -> None:
     claimed: dict[str, list[int]] = {"w1": [], "w2": []}
     start = threading.Barrier(2)
 
@@ -51,7 +68,8 @@ def test_two_sessions_claiming_in_a_loop_never_share_a_job(queue_with_jobs: str)
             start.wait()
             while True:
                 rows = conn.execute(
-                    "select id, lease_token from queue.claim_jobs(%s, 7, array['t_race'])",
+                    "select id, lease_token"
+                    f" from queue.claim_jobs(%s, 7, array['t_race'], {job_types})",
                     (worker,),
                 ).fetchall()
                 if not rows:
@@ -75,6 +93,7 @@ def test_two_sessions_claiming_in_a_loop_never_share_a_job(queue_with_jobs: str)
     with psycopg.connect(queue_with_jobs) as conn:
         done = conn.execute(
             "select count(*) from queue.job_history"
-            " where queue_name = 't_race' and status = 'completed'"
+            " where queue_name = 't_race' and status = 'completed' and id = any(%s)",
+            (w1 + w2,),
         ).fetchone()
         assert done == (3000,)

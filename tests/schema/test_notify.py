@@ -45,6 +45,14 @@ def test_a_job_for_later_wakes_nobody(queues: str) -> None:
         client.execute("select queue.enqueue_job('t_wake_a_job',"
                        " run_at => now() + interval '1 hour')")
         assert received(listener) == []
+        # the same in a batch (enqueue_jobs takes another path for more than one job)
+        client.execute(
+            "select queue.enqueue_jobs(jsonb_build_array("
+            " jsonb_build_object('job_type', 't_wake_a_job', 'run_at', now() + interval '1 hour'),"
+            " jsonb_build_object('job_type', 't_wake_a_job', 'run_at', now() + interval '2 hours')"
+            "))"
+        )
+        assert received(listener) == []
         client.execute("select queue.enqueue_job('t_wake_b_job')")  # the listener still works
         assert received(listener) == ["t_wake_b"]
 

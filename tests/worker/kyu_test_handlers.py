@@ -169,3 +169,8 @@ def leak(job: dict) -> dict[str, int]:
 async def async_exit(job: dict) -> None:
     """sys.exit() in an async handler: it must end the attempt, not the worker."""
     sys.exit(job.get("status", 4))
+
+
+@handler("test.sized")
+async def sized(job: dict) -> dict[str, str]:
+    return {"data": "x" * job.get("chars", 10)}

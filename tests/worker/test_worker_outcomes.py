@@ -122,3 +122,23 @@ def test_finished_at_is_when_the_job_finished_not_when_its_transaction_began(url
     row = job(url, j)
     assert row["status"] == "completed"
     assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.5
+
+
+def test_a_result_over_the_cap_fails_its_job_and_the_rest_of_the_batch_completes(url: str) -> None:
+    # one oversized result used to refuse the whole complete_jobs batch: every job in it ran
+    # again after its lease expired
+    sql(url, "update queue.settings set max_payload_bytes = 5000")
+    try:
+        small = [enqueue(url, "test.sized", {"chars": 100}) for _ in range(30)]
+        big = enqueue(url, "test.sized", {"chars": 6000})
+        small += [enqueue(url, "test.sized", {"chars": 100}) for _ in range(30)]
+        w = drain(url, ["test.sized"], batch_size=100)
+    finally:
+        sql(url, "update queue.settings set max_payload_bytes = 1048576")
+    row = job(url, big)
+    assert (row["status"], row["attempt"]) == ("dead", 1)
+    assert "result is" in row["last_error"] and "over the cap of 5000 bytes" in row["last_error"]
+    rows = [job(url, j) for j in small]
+    assert {(r["status"], r["attempt"]) for r in rows} == {("completed", 1)}
+    assert all(r["result"] == {"data": "x" * 100} for r in rows)
+    assert w.counts["completed"] == 60

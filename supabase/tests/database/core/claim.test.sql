@@ -1,6 +1,6 @@
 -- claim_jobs: order, due jobs only, paused queues, filters, leases, bad input.
 begin;
-select plan(14);
+select plan(15);
 \ir ../../helpers/core_setup.psql
 
 create temp table seeded as
@@ -86,6 +86,17 @@ select
         (select array_agg(c.payload ->> 'k') from queue.claim_jobs('w-d', 10, array['t_core'], array['t_typed']) as c),
         array['typed-3'],
         'job_types limits what is claimed'
+    );
+-- several types take another path (candidates first, then locks): the same promise
+select queue.enqueue_job('t_typed', '{"k": "typed-4"}');
+select
+    is(
+        (
+            select array_agg(c.payload ->> 'k')
+            from queue.claim_jobs('w-d', 10, array['t_core'], array['t_typed', 't_missing']) as c
+        ),
+        array['typed-4'],
+        'several job_types limit what is claimed too'
     );
 
 -- paused queues are skipped, resumed ones served

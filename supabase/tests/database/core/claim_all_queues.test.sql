@@ -1,7 +1,7 @@
 -- claim_jobs with queue_names null: the one-scan plan a worker uses by default. The same promises
 -- as the per-queue path (claim.test.sql): order, due jobs only, paused queues, the job_types filter.
 begin;
-select plan(4);
+select plan(5);
 \ir ../../helpers/core_setup.psql
 
 -- only this test's jobs (rolled back with it), so the scan over every queue sees just these
@@ -35,6 +35,19 @@ select is((
     select count(*) from claimed
     where k = 'typed'
 ), 0::bigint, 'job_types limits the claim to those types');
+
+-- several types take another path (candidates first, then locks): the same promises
+select queue.enqueue_job('t_job', '{"k": "plain-2"}', priority => 1);
+select queue.enqueue_job('t_typed', '{"k": "typed-2"}', priority => 60);
+select
+    is(
+        (
+            select array_agg(c.payload ->> 'k' order by c.priority)
+            from queue.claim_jobs(worker_id => 'w-t', batch_size => 10, job_types => array['t_typed', 't_missing']) as c
+        ),
+        array['typed-2', 'typed'],
+        'several job_types: only those types, most urgent first'
+    );
 
 select queue.pause_queue('t_core');
 select queue.enqueue_job('t_job', '{"k": "paused"}');

@@ -2,7 +2,7 @@
 -- release and report_progress require it. A worker_id is only a name: a stale worker with the
 -- right worker_id but its old token is refused. Releases are recorded on the job.
 begin;
-select plan(21);
+select plan(22);
 \ir ../../helpers/core_setup.psql
 
 -- a batch gets one distinct random (version 4) token per job
@@ -48,10 +48,19 @@ select
     is(
         queue.complete_jobs(
             (select array_agg(id order by id) from batch), 'w-a',
+            lease_tokens => (select array_agg(lease_token order by id desc) from batch)
+        ),
+        1,
+        'tokens pair with ids by position: the batch''s own tokens in reverse order complete only the middle job'
+    );
+select
+    is(
+        queue.complete_jobs(
+            (select array_agg(id order by id) from batch), 'w-a',
             lease_tokens => (select array_agg(lease_token order by id) from batch)
         ),
-        3,
-        'the tokens complete them'
+        2,
+        'the tokens complete the rest'
     );
 
 -- a stale worker: w-a claims, stalls past its lease, the reaper takes the job back, and the same

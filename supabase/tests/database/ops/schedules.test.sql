@@ -9,9 +9,15 @@ select
         (
             select array_agg(j.jobname::text order by j.jobname)
             from cron.job as j
-            where j.jobname in ('queue-reap', 'queue-age', 'queue-stats', 'queue-purge', 'queue-cron-trim') and j.active
+            where j.jobname in (
+                'queue-reap', 'queue-age', 'queue-stats', 'queue-purge', 'queue-cron-trim', 'queue-partitions',
+                'queue-storage'
+            ) and j.active
         ),
-        array['queue-age', 'queue-cron-trim', 'queue-purge', 'queue-reap', 'queue-stats'],
+        array[
+            'queue-age', 'queue-cron-trim', 'queue-partitions', 'queue-purge', 'queue-reap', 'queue-stats',
+            'queue-storage'
+        ],
         'the migration registered the housekeeping entries with pg_cron'
     );
 select

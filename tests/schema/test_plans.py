@@ -1,0 +1,90 @@
+"""claim_jobs and complete_jobs keep their plan whatever the statistics say (issue 15).
+
+The trap: vacuum saw queue.jobs empty (reltuples 0, so every estimate is one row), then a burst
+arrives before the next analyze. Plans made then, and generic plans forced by a pooler, scanned
+the whole table per call. Each test reads the current transaction's scan counters
+(pg_stat_xact_user_tables, before and after the call: PostgreSQL 15 also counts there what
+earlier transactions of the session did and has not flushed yet), so it checks the plan's
+shape, not its speed: no sequential scan of queue.jobs, and tuples fetched in proportion to the
+batch, not to the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+BURST = 20_000
+BATCH = 100
+
+COUNTERS = """
+select coalesce(seq_scan, 0), coalesce(idx_tup_fetch, 0)
+from pg_stat_xact_user_tables
+where schemaname = 'queue' and relname = 'jobs'
+"""
+
+
+@pytest.fixture(scope="module")
+def stale_db(module_db_url: str) -> Iterator[str]:
+    """queue.jobs analysed while empty (with its pages kept), then a burst of BURST jobs."""
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        conn.execute("select queue.create_queue('t_plan')")
+        conn.execute("select queue.register_job_type('t_plan_job', queue_name => 't_plan')")
+        conn.execute(
+            "insert into queue.jobs (job_type, queue_name, priority, max_attempts, payload)"
+            " select 't_plan_job', 't_plan', 50, 5, '{}' from generate_series(1, 5000)"
+        )
+        conn.execute("delete from queue.jobs")
+        # what autovacuum leaves when it cannot take the lock to truncate: pages, no tuples
+        conn.execute("vacuum (analyze, truncate false) queue.jobs")
+        conn.execute("alter table queue.jobs set (autovacuum_enabled = off)")
+        conn.execute(
+            "insert into queue.jobs (job_type, queue_name, priority, max_attempts, payload)"
+            " select 't_plan_job', 't_plan', 50, 5, '{}' from generate_series(1, %s)",
+            (BURST,),
+        )
+        reltuples = conn.execute(
+            "select reltuples from pg_class where oid = 'queue.jobs'::regclass"
+        ).fetchone()[0]
+        assert reltuples == 0, "the statistics must still say the table is empty"
+    yield module_db_url
+
+
+@pytest.mark.parametrize("queues", ["array['t_plan']", "null"], ids=["per-queue", "all-queues"])
+def test_claim_on_stale_empty_statistics_reads_only_the_batch(stale_db: str, queues: str) -> None:
+    with psycopg.connect(stale_db) as conn:
+        seq0, fetched0 = conn.execute(COUNTERS).fetchone()
+        rows = conn.execute(
+            f"select id from queue.claim_jobs('w-plan', {BATCH}, {queues}, array['t_plan_job'])"
+        ).fetchall()
+        seq1, fetched1 = conn.execute(COUNTERS).fetchone()
+        conn.rollback()
+    seq_scans, fetched = seq1 - seq0, fetched1 - fetched0
+    assert len(rows) == BATCH
+    assert seq_scans == 0, "claim_jobs scanned queue.jobs sequentially"
+    assert fetched <= 5 * BATCH, f"claim_jobs fetched {fetched} rows for a batch of {BATCH}"
+
+
+def test_complete_with_a_generic_plan_reads_only_its_ids(stale_db: str) -> None:
+    with psycopg.connect(stale_db) as conn:
+        # every job of the burst running, as after a worker with spare capacity claimed it all
+        conn.execute(
+            "update queue.jobs set status = 'running', worker_id = 'w-plan', attempt = 1,"
+            " lease_expires_at = now() + interval '1 hour', lease_token = gen_random_uuid()"
+        )
+        conn.commit()
+        conn.execute("set plan_cache_mode = force_generic_plan")
+        rows = conn.execute(
+            "select id, lease_token from queue.jobs order by id limit %s", (BATCH,)).fetchall()
+        conn.commit()
+        seq0, fetched0 = conn.execute(COUNTERS).fetchone()
+        done = conn.execute("select queue.complete_jobs(%s, 'w-plan', lease_tokens => %s)",
+                            ([r[0] for r in rows], [r[1] for r in rows])).fetchone()[0]
+        seq1, fetched1 = conn.execute(COUNTERS).fetchone()
+        conn.rollback()
+    seq_scans, fetched = seq1 - seq0, fetched1 - fetched0
+    assert done == BATCH
+    assert seq_scans == 0, "complete_jobs scanned queue.jobs sequentially"
+    assert fetched <= 5 * BATCH, f"complete_jobs fetched {fetched} rows for {BATCH} ids"
