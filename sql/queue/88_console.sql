@@ -104,12 +104,6 @@ select
     q.rate_limit,
     q.rate_interval,
     q.aging_interval,
-    q.owner_max_live_jobs,
-    q.owner_enqueue_rate,
-    q.owner_enqueue_interval,
-    q.owner_limits_all,
-    q.owner_concurrency,
-    q.fair,
     coalesce(
         (
             select array_agg(jt.job_type order by jt.job_type) from queue.job_types as jt
@@ -122,7 +116,7 @@ select
 from queue.queues as q;
 
 comment on view queue.queue_policies is
-'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging, the per-owner quotas, owner_concurrency and fair claiming), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
+'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
 
 -- circuit_breaker_states: each breaker with what claim_jobs makes of it now.
 create or replace view queue.circuit_breaker_states as

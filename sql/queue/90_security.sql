@@ -252,10 +252,13 @@ grant select (
 )
 on queue.job_history to authenticated;
 
+-- dropped first so this file runs again in an upgrade (supabase/migrations/*_tenants.sql)
+drop policy if exists jobs_owner_reads on queue.jobs;
 create policy jobs_owner_reads on queue.jobs
 for select to authenticated
 using (owner_id = (select auth.uid()));
 
+drop policy if exists job_history_owner_reads on queue.job_history;
 create policy job_history_owner_reads on queue.job_history
 for select to authenticated
 using (owner_id = (select auth.uid()));

@@ -4691,12 +4691,6 @@ select
     q.rate_limit,
     q.rate_interval,
     q.aging_interval,
-    q.owner_max_live_jobs,
-    q.owner_enqueue_rate,
-    q.owner_enqueue_interval,
-    q.owner_limits_all,
-    q.owner_concurrency,
-    q.fair,
     coalesce(
         (
             select array_agg(jt.job_type order by jt.job_type) from queue.job_types as jt
@@ -4709,7 +4703,7 @@ select
 from queue.queues as q;
 
 comment on view queue.queue_policies is
-'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging, the per-owner quotas, owner_concurrency and fair claiming), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
+'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
 
 -- circuit_breaker_states: each breaker with what claim_jobs makes of it now.
 create or replace view queue.circuit_breaker_states as
@@ -5046,10 +5040,13 @@ grant select (
 )
 on queue.job_history to authenticated;
 
+-- dropped first so this file runs again in an upgrade (supabase/migrations/*_tenants.sql)
+drop policy if exists jobs_owner_reads on queue.jobs;
 create policy jobs_owner_reads on queue.jobs
 for select to authenticated
 using (owner_id = (select auth.uid()));
 
+drop policy if exists job_history_owner_reads on queue.job_history;
 create policy job_history_owner_reads on queue.job_history
 for select to authenticated
 using (owner_id = (select auth.uid()));

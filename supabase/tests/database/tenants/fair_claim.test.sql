@@ -53,7 +53,10 @@ select
 select is(pg_temp.claimed('t_fair', 5), 'aaaaa', 'with one owner left, a batch is all theirs (no short batch)');
 
 -- priorities come first: b's urgent job before a's turn, whoever is due
-select queue.enqueue_job('t_fair_job', priority => 10, owner_id => (select o.id from owners as o where o.name = 'b'));
+select queue.enqueue_job('t_fair_job', priority => 10, owner_id => (
+    select o.id from owners as o
+    where o.name = 'b'
+));
 select is(pg_temp.claimed('t_fair', 1), 'b', 'a more urgent job comes before any owner''s turn');
 
 -- the rest of a batch is first in, first out: b's single job and a's oldest fill it
@@ -61,7 +64,10 @@ select pg_temp.flood('t_fair_job', 'b', 1, '1 second');
 select is(pg_temp.claimed('t_fair', 10), 'aaaaaaaaab', 'a batch of 10 with b''s single job: 1 of b, 9 of a');
 
 -- weights: a on enterprise (fair_weight 4) against b on free (1): 4 turns to 1
-select queue.set_owner_tier((select o.id from owners as o where o.name = 'a'), 'enterprise');
+select queue.set_owner_tier((
+    select o.id from owners as o
+    where o.name = 'a'
+), 'enterprise');
 select pg_temp.flood('t_fair_job', 'b', 50, '1 second');
 select is(pg_temp.claimed('t_fair', 10), 'aaaaaaaabb', 'a batch of 10: 8 turns of weight 4 against 2 of weight 1');
 
@@ -76,8 +82,14 @@ select
     );
 select
     is(
-        (select q.fair_cursor from queue.queues as q where q.queue_name = 't_fair'),
-        (select o.id from owners as o where o.name = 'a'),
+        (
+            select q.fair_cursor from queue.queues as q
+            where q.queue_name = 't_fair'
+        ),
+        (
+            select o.id from owners as o
+            where o.name = 'a'
+        ),
         'the queue remembers the owner served last'
     );
 
@@ -87,7 +99,7 @@ select
         (
             select string_agg(o.name, '' order by o.name)
             from queue.claim_jobs('w-fair', 2, null, array['t_fair_job']) as c
-            join owners as o on o.id = c.owner_id
+            inner join owners as o on c.owner_id = o.id
         ),
         'ab',
         'a claim over every queue is fair in the fair queue'

@@ -13,7 +13,11 @@ select queue.enqueue_jobs((
 ));
 
 create temp table got as
-select c.id, c.owner_id, c.lease_token from queue.claim_jobs('w-oc', 10, array['t_oc']) as c;
+select
+    c.id,
+    c.owner_id,
+    c.lease_token
+from queue.claim_jobs('w-oc', 10, array['t_oc']) as c;
 select
     results_eq(
         'select owner_id::text, count(*) from got group by owner_id order by owner_id',
@@ -29,7 +33,9 @@ select
     );
 
 select queue.complete_job(g.id, 'w-oc', lease_token => g.lease_token)
-from got as g where g.owner_id = 'aaaaaaaa-0000-4000-8000-000000000000' order by g.id limit 1;
+from got as g
+where g.owner_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+order by g.id limit 1;
 select
     results_eq(
         $$select owner_id::text from queue.claim_jobs('w-oc', 10, array['t_oc'])$$,
@@ -40,7 +46,10 @@ select
 select queue.enqueue_job('t_oc_job') from generate_series(1, 3);
 select
     is(
-        (select count(*) from queue.claim_jobs('w-oc', 10, array['t_oc']) as c where c.owner_id is null),
+        (
+            select count(*) from queue.claim_jobs('w-oc', 10, array['t_oc']) as c
+            where c.owner_id is null
+        ),
         3::bigint,
         'jobs without an owner are not limited'
     );

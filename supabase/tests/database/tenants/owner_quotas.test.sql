@@ -37,7 +37,8 @@ select
     );
 -- a repeated unique_key at the quota returns the live job (it adds nothing)
 reset role;
-select queue.cancel_job(max(j.id)) from queue.jobs as j where j.queue_name = 't_ten';
+select queue.cancel_job(max(j.id)) from queue.jobs as j
+where j.queue_name = 't_ten';
 select pg_temp.login('alice');
 set local role authenticated;
 select queue_public.enqueue_job(job_type => 't_ten_user', unique_key => 'once') as once_id \gset
