@@ -1336,21 +1336,23 @@ comment on function queue._spend_tokens(bigint[], text[]) is
 -- How a fair queue is picked, for an allowance of n jobs (rows are locked as they are read, skip
 -- locked, so concurrent claimers take different jobs; with owner_concurrency the queue row is
 -- locked too, by _claim_allowances, so the running counts hold across workers):
---   1. the owners with waiting jobs: a recursive skip scan of jobs_owner_claim_idx, one index
---      descent per owner;
---   2. each owner's share: ceil(n x weight / total weight), capped by owner_concurrency minus the
---      owner's running jobs; its first jobs (priority, run_at, id) from the same index, in turns
---      of `weight` jobs (turn 1: its first weight jobs, turn 2: the next, ...);
---   3. the rest of the batch first in, first out from jobs_queue_claim_idx (what owners with few
---      jobs leave), after every owner's share of the same priority; jobs without an owner found
---      there take turns as one more owner (they are not in jobs_owner_claim_idx, so they are
---      seen once they reach the first n of the queue); on owner_concurrency queues only
---      unowned jobs fill;
---   4. order by (priority, turn, owners after the queue's fair_cursor first, owner, run_at,
---      id), take n, lock them skip locked, and move fair_cursor to the owner served last, so a
---      claim of one job goes round the owners instead of always to the oldest job.
--- Cost (make bench; docs/design.md): one descent per owner with waiting jobs, plus up to twice
--- the batch in candidates.
+--   1. the next n owners with waiting jobs after the queue's fair_cursor, wrapping round: a
+--      recursive skip scan of jobs_owner_claim_idx, one index descent per owner, stopped after
+--      n owners (with owner_concurrency: owners with room);
+--   2. each owner's share: ceil(n x weight / total weight) (fair_weight of the owner's tier), at
+--      most owner_concurrency minus its running jobs; its first jobs (priority, run_at, id) from
+--      the same index, in turns of `weight` jobs (turn 1: its first weight jobs, turn 2: the
+--      next, ...);
+--   3. the rest of the batch first in, first out from jobs_queue_claim_idx when the shares fall
+--      short (owners with few jobs), else just the queue's oldest due job: a job without an
+--      owner (they are not in the owners' index) takes a turn as one more owner once it is the
+--      oldest, and a job more urgent than every share is seen; on owner_concurrency queues
+--      only unowned jobs fill;
+--   4. order by (priority, turn, owners after the cursor first, owner, run_at, id), take n, and
+--      move fair_cursor to the owner served last, so a claim of one job goes round the owners.
+-- A queue with owner_concurrency but not fair is picked the same way with every weight 1 (its
+-- owners take turns too). Cost (measured, docs/design.md): with 1 owner about a plain claim's;
+-- it grows with the owners visited, at most the batch size, not with the backlog.
 
 -- _pick_fair: claim_jobs' pick when a queue among `queues` is fair or has owner_concurrency.
 -- Picks the fair ones as above and the others as claim_jobs does, locked (skip locked), and
@@ -1371,10 +1373,14 @@ volatile
 security definer
 set search_path = ''
 set jit = off
--- one plan whatever the statistics say (see claim_jobs): the skip scan and each owner's first
--- jobs walk jobs_owner_claim_idx, the fill walks jobs_queue_claim_idx
+-- one plan whatever the statistics say (see claim_jobs): ranges, not equalities, ordered by an
+-- index's own columns with sorts off, so the skip scan and each owner's first jobs can only walk
+-- jobs_owner_claim_idx, and the fill jobs_queue_claim_idx (tests/schema/test_plans.py: on
+-- statistics that said the table was empty, an owner's share walked jobs_claim_idx through
+-- 20,000 jobs of another queue). The few sorts left are of the picked rows, in memory.
 set enable_seqscan = off
 set enable_bitmapscan = off
+set enable_sort = off
 as $$
 declare
     v_queue record;
@@ -1424,13 +1430,42 @@ begin
         where a.queue_name = any(_pick_fair.fair_queues)
         order by q.queue_name
     loop
-        -- 1-2: each owner's share, locked as it is read (skip locked: a concurrent claimer takes
+        -- 1: the next `allowance` owners with waiting jobs (and room under owner_concurrency)
+        -- after the cursor, wrapping round: one descent each, and no more owners than jobs to
+        -- hand out (the recursive scans run only as far as the limit pulls them)
+        -- 2: each owner's share, locked as it is read (skip locked: a concurrent claimer takes
         -- the owner's next jobs; a share is at most its rounding above what is taken)
-        with recursive owners (owner_id) as (
+        with recursive after_cursor (owner_id) as (
             (
                 select j.owner_id
                 from queue.jobs as j
-                where j.queue_name = v_queue.queue_name
+                where j.queue_name >= v_queue.queue_name
+                    and j.queue_name <= v_queue.queue_name
+                    and j.status in ('pending', 'retrying')
+                    and j.owner_id > coalesce(v_queue.fair_cursor, '00000000-0000-0000-0000-000000000000')
+                order by j.queue_name, j.owner_id
+                limit 1
+            )
+            union all
+            select (
+                select j.owner_id
+                from queue.jobs as j
+                where j.queue_name >= v_queue.queue_name
+                    and j.queue_name <= v_queue.queue_name
+                    and j.status in ('pending', 'retrying')
+                    and j.owner_id > o.owner_id
+                order by j.queue_name, j.owner_id
+                limit 1
+            )
+            from after_cursor as o
+            where o.owner_id is not null
+        ),
+        from_start (owner_id) as (
+            (
+                select j.owner_id
+                from queue.jobs as j
+                where j.queue_name >= v_queue.queue_name
+                    and j.queue_name <= v_queue.queue_name
                     and j.status in ('pending', 'retrying')
                     and j.owner_id is not null
                 order by j.queue_name, j.owner_id
@@ -1440,17 +1475,17 @@ begin
             select (
                 select j.owner_id
                 from queue.jobs as j
-                where j.queue_name = v_queue.queue_name
+                where j.queue_name >= v_queue.queue_name
+                    and j.queue_name <= v_queue.queue_name
                     and j.status in ('pending', 'retrying')
-                    and j.owner_id is not null
                     and j.owner_id > o.owner_id
                 order by j.queue_name, j.owner_id
                 limit 1
             )
-            from owners as o
-            where o.owner_id is not null
+            from from_start as o
+            where o.owner_id < v_queue.fair_cursor
         ),
-        running as (
+        running as materialized (
             select j.owner_id, count(*)::int as n
             from queue.jobs as j
             where v_queue.owner_concurrency is not null
@@ -1459,19 +1494,33 @@ begin
                 and j.owner_id is not null
             group by j.owner_id
         ),
+        owners as (
+            select w.owner_id, w.room
+            from (
+                select
+                    o.owner_id,
+                    case
+                        when v_queue.owner_concurrency is null then v_queue.allowance
+                        else v_queue.owner_concurrency - coalesce((select r.n from running as r where r.owner_id = o.owner_id), 0)
+                    end as room
+                from (
+                    select a.owner_id from after_cursor as a where a.owner_id is not null
+                    union all
+                    select f.owner_id from from_start as f where f.owner_id <= v_queue.fair_cursor
+                ) as o
+            ) as w
+            where w.room > 0
+            limit v_queue.allowance
+        ),
         shares as materialized (
             select
                 o.owner_id,
-                coalesce(t.fair_weight, 1) as weight,
-                case
-                    when v_queue.owner_concurrency is null then v_queue.allowance
-                    else greatest(0, v_queue.owner_concurrency - coalesce(r.n, 0))
-                end as room
+                -- weights are the fair share; owner_concurrency alone takes turns of one
+                case when v_queue.fair then coalesce(t.fair_weight, 1) else 1 end as weight,
+                o.room
             from owners as o
             left join queue.owner_tiers as ot on ot.owner_id = o.owner_id
             left join queue.tiers as t on t.tier = ot.tier
-            left join running as r on r.owner_id = o.owner_id
-            where o.owner_id is not null
         ),
         total as (
             select sum(s.weight) as weight from shares as s where s.room > 0
@@ -1483,8 +1532,10 @@ begin
         cross join lateral (
             select j.id, j.priority, j.run_at
             from queue.jobs as j
-            where j.queue_name = v_queue.queue_name
-                and j.owner_id = s.owner_id
+            where j.queue_name >= v_queue.queue_name
+                and j.queue_name <= v_queue.queue_name
+                and j.owner_id >= s.owner_id
+                and j.owner_id <= s.owner_id
                 and j.status in ('pending', 'retrying')
                 and j.run_at <= now()
                 and (_pick_fair.job_types is null or j.job_type = any(_pick_fair.job_types))
@@ -1584,7 +1635,7 @@ begin
         -- locked: when another claimer holds the row it is moving the cursor itself, and waiting
         -- for its commit would make this claim wait for that whole claim (measured: B's job
         -- started 100 ms later in make bench)
-        if v_queue.fair and v_last_owner is not null and v_last_owner is distinct from v_queue.fair_cursor then
+        if v_last_owner is not null and v_last_owner is distinct from v_queue.fair_cursor then
             update queue.queues as q
             set fair_cursor = v_last_owner
             where q.queue_name = (
