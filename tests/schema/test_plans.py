@@ -100,7 +100,8 @@ def test_fair_claim_on_stale_empty_statistics_reads_only_the_batch(stale_db: str
     with psycopg.connect(stale_db, autocommit=True) as conn:
         conn.execute("select queue.create_queue(%s, fair => true)", (queue,))
         conn.execute(
-            "insert into queue.jobs (job_type, queue_name, priority, max_attempts, payload, owner_id)"
+            "insert into queue.jobs"
+            " (job_type, queue_name, priority, max_attempts, payload, owner_id)"
             " select 't_plan_job', %s, 50, 5, '{}',"
             " ('00000000-0000-4000-8000-' || lpad((g %% %s)::text, 12, '0'))::uuid"
             " from generate_series(1, %s) as g",
