@@ -30,18 +30,22 @@ select queue.enqueue_jobs('[{"job_type": "t_typed", "payload": {"same": 1}}]') a
 select
     is(
         (
-            select row(
-                j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
-                j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
-            )
-            from queue.jobs as j where j.id = :fast_id
+            select
+                row(
+                    j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
+                    j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
+                )
+            from queue.jobs as j
+            where j.id = :fast_id
         ),
         (
-            select row(
-                j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
-                j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
-            )
-            from queue.jobs as j where j.id = :general_id
+            select
+                row(
+                    j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
+                    j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
+                )
+            from queue.jobs as j
+            where j.id = :general_id
         ),
         'enqueue_job with only a type and a payload writes the same job as enqueue_jobs'
     );
