@@ -1,6 +1,6 @@
 -- enqueue_job and enqueue_jobs: defaults, dedupe, ordering, tiers, and every bad input.
 begin;
-select plan(26);
+select plan(28);
 \ir ../../helpers/core_setup.psql
 
 select ok(queue.enqueue_job(job_type => 't_job', payload => '{"n": 1}') > 0, 'enqueue_job returns a new id');
@@ -22,6 +22,42 @@ select
         ),
         row(20, 2),
         'the job type''s priority and max_attempts override the queue''s'
+    );
+
+-- enqueue_job's one-lookup path (type and payload only) writes the row the general path writes
+select queue.enqueue_job('t_typed', '{"same": 1}') as fast_id \gset
+select queue.enqueue_jobs('[{"job_type": "t_typed", "payload": {"same": 1}}]') as general_id \gset
+select
+    is(
+        (
+            select
+                row(
+                    j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
+                    j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
+                )
+            from queue.jobs as j
+            where j.id = :fast_id
+        ),
+        (
+            select
+                row(
+                    j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt, j.run_at,
+                    j.backoff_strategy, j.backoff_base, j.backoff_max, j.owner_id, j.unique_key, j.parent_id
+                )
+            from queue.jobs as j
+            where j.id = :general_id
+        ),
+        'enqueue_job with only a type and a payload writes the same job as enqueue_jobs'
+    );
+-- a payload read from a table may be compressed: its size says nothing of its text, so the cap
+-- is still checked exactly (2 MB of one letter compresses to a few kB)
+create temp table big_payloads (p jsonb);
+insert into big_payloads values (jsonb_build_object('x', repeat('x', 2000000)));
+select
+    throws_ok(
+        $$ select queue.enqueue_job('t_job', b.p) from big_payloads as b $$,
+        '22023', 'payload is 2000009 bytes, over the cap of 1048576 bytes (queue.settings.max_payload_bytes)',
+        'a compressed payload over the cap is refused by enqueue_job too'
     );
 select
     queue.enqueue_job(
