@@ -21,7 +21,7 @@ HANDLERS ?= python_worker.receipts.jobs
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
 	queue-dead-letter demo demo-large dashboard dashboard-screenshots receipts-ingest receipts-import \
 	receipts-review receipts-confirm receipts-reject receipts-correct receipts-report test test-sql \
-	test-py test-mutations lint check-functions bench bench-backlog bench-scale clean
+	test-py test-mutations lint check-functions bench bench-backlog bench-scale bench-fair clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -135,9 +135,13 @@ test: deps lint check-functions test-sql test-py ## everything CI runs
 test-mutations: migrate $(STAMP)/venv ## plant each bug of tests/mutations.toml and check its tests catch it
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/mutations.py
 
-bench: migrate $(STAMP)/venv ## throughput and latency figures, and the console's jobs page on 1M rows (not part of make test)
+bench: migrate $(STAMP)/venv ## throughput and latency figures, the console's jobs page on 1M rows, fair claiming (not part of make test)
 	DATABASE_URL="$(DB_URL)" KYU_POOLER_URL="$(POOLER_URL)" $(PY) scripts/bench.py $(BENCH_ARGS)
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_console.py
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_fair.py
+
+bench-fair: migrate $(STAMP)/venv ## fair claiming alone: B's one job against A's 100k flood, 20 trials; fair vs plain throughput
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_fair.py $(BENCH_FAIR_ARGS)
 
 bench-backlog: migrate $(STAMP)/venv ## claim latency at 0/200k/1M backlogs on stale statistics, drains, hot-table size, history drop
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_backlog.py $(BENCH_ARGS)

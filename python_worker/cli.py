@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_show(args, admin)
         if args.command in ("pause", "resume", "cancel", "retry", "discard"):
             return cmd_verb(args, admin)
-        if args.command in ("workers", "health", "schedules", "queues", "breakers"):
+        if args.command in ("workers", "health", "schedules", "queues", "breakers", "owners"):
             return cmd_view(args, admin)
         if args.command == "metrics":
             return cmd_metrics(args, admin)

@@ -643,6 +643,14 @@ class Admin:
             return conn.execute(
                 "select * from queue.queue_policies order by queue_name").fetchall()
 
+    def owner_stats(self, queue_name: str | None, limit: int) -> list[dict[str, Any]]:
+        """The top owners by live jobs (``queue.owner_stats``), one queue or all."""
+        with self._connect() as conn:
+            return conn.execute(
+                "select * from queue.owner_stats where %s::text is null or queue_name = %s"
+                " order by live desc, oldest_waiting_age desc nulls last, queue_name, owner_id"
+                " limit %s", (queue_name, queue_name, limit)).fetchall()
+
     def circuit_breakers(self) -> list[dict[str, Any]]:
         with self._connect() as conn:
             return conn.execute(

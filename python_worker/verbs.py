@@ -1,5 +1,6 @@
 """The operator's verbs of the CLI: list, show, pause, resume, cancel, retry, discard, workers,
-health, schedules, queues, breakers, metrics and dashboard (``cli.py`` parses and dispatches).
+health, schedules, queues, breakers, owners, metrics and dashboard (``cli.py`` parses and
+dispatches).
 Each is one or a few ``queue.*`` calls through ``db.Admin``; ``--json`` prints what SQL returned.
 """
 
@@ -98,6 +99,9 @@ def add_verb_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     sc = sub.add_parser("schedules", help="pg_cron entries: recurring jobs and housekeeping")
     qs = sub.add_parser("queues", help="each queue's policy and whether it is paused")
     cb = sub.add_parser("breakers", help="circuit breakers of external services")
+    ow = sub.add_parser("owners", help="top owners by live jobs: waiting, running, oldest wait")
+    ow.add_argument("--queue", dest="queue_name", metavar="QUEUE", help="one queue (default all)")
+    ow.add_argument("--limit", type=int, default=20, help="rows (default 20)")
     mt = sub.add_parser("metrics", help="serve queue-depth gauges for Prometheus")
     mt.add_argument("--port", type=int, default=9464)
     mt.add_argument("--host", default="127.0.0.1")
@@ -108,7 +112,7 @@ def add_verb_parsers(sub: Any) -> list[argparse.ArgumentParser]:
                     help="no actions at all (env KYU_DASHBOARD_READ_ONLY=1)")
     db.add_argument("--hide-payloads", action="store_true", default=None,
                     help="never show payloads or results (env KYU_DASHBOARD_HIDE_PAYLOADS=1)")
-    return [*out, show, ls, wk, hl, sc, qs, cb, mt, db]
+    return [*out, show, ls, wk, hl, sc, qs, cb, ow, mt, db]
 
 
 def _when(text: str) -> datetime:
@@ -213,7 +217,7 @@ HEALTH_EXIT = {"healthy": 0, "degraded": 3, "unhealthy": 4}
 
 
 def cmd_view(args: argparse.Namespace, admin: Admin) -> int:
-    """workers, health, schedules, queues, breakers: a table, or --json."""
+    """workers, health, schedules, queues, breakers, owners: a table, or --json."""
     if args.command == "health":
         h = admin.health(args.max_wait, args.max_failure_rate, args.worker_timeout)
         if args.json:
@@ -249,6 +253,11 @@ def cmd_view(args: argparse.Namespace, admin: Admin) -> int:
         cols = [("queue_name", "queue"), ("paused", "paused"), ("concurrency", "concurrency"),
                 ("rate", "rate limit"), ("max_attempts", "attempts"), ("backoff", "backoff"),
                 ("lease_seconds", "lease s"), ("retention", "retention")]
+    elif args.command == "owners":
+        rows = admin.owner_stats(args.queue_name, args.limit)
+        cols = [("queue_name", "queue"), ("owner_id", "owner"), ("tier", "tier"),
+                ("waiting", "waiting"), ("scheduled", "scheduled"), ("running", "running"),
+                ("retrying", "retrying"), ("oldest_waiting_age", "oldest waiting")]
     else:
         rows = admin.circuit_breakers()
         cols = [("service", "service"), ("state", "state"), ("failures", "failures"),

@@ -4,11 +4,16 @@
 create table queue.settings (
     singleton boolean primary key default true,
     max_payload_bytes int not null default 1048576,
+    -- end users (queue_public.enqueue_job) get a cap of their own: 20 payloads of 1 MB from one
+    -- signed-in user went through before it existed
+    max_user_payload_bytes int not null default 65536,
     constraint settings_single_row check (singleton),
-    constraint settings_max_payload_positive check (max_payload_bytes > 0)
+    constraint settings_max_payload_positive check (max_payload_bytes > 0),
+    constraint settings_max_user_payload_positive check (max_user_payload_bytes > 0)
 );
 
-comment on table queue.settings is 'Global settings (one row): the payload size cap for enqueue.';
+comment on table queue.settings is
+'Global settings (one row): the payload size cap for enqueue (max_payload_bytes) and the lower one for end users (max_user_payload_bytes).';
 
 insert into queue.settings (singleton) values (true) on conflict do nothing;
 
@@ -29,6 +34,16 @@ create table queue.queues (
     rate_refilled_at timestamptz,
     aging_interval interval,
     paused boolean not null default false,
+    -- tenants (sql/queue/27_owner_limits.sql, 37_fair_claim.sql): per-owner quotas at enqueue,
+    -- per-owner concurrency and fair claiming
+    owner_max_live_jobs int,
+    owner_enqueue_rate int,
+    owner_enqueue_interval interval,
+    owner_limits_all boolean not null default false,
+    owner_concurrency int,
+    fair boolean not null default false,
+    -- round-robin position of a fair queue: the owner served last; claim_jobs moves it
+    fair_cursor uuid,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint queues_name_format check (queue_name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
@@ -42,7 +57,13 @@ create table queue.queues (
         (rate_limit is null and rate_interval is null)
         or (rate_limit >= 1 and rate_interval > interval '0')
     ),
-    constraint queues_aging_positive check (aging_interval is null or aging_interval > interval '0')
+    constraint queues_aging_positive check (aging_interval is null or aging_interval > interval '0'),
+    constraint queues_owner_max_live_positive check (owner_max_live_jobs is null or owner_max_live_jobs >= 1),
+    constraint queues_owner_rate_complete check (
+        (owner_enqueue_rate is null and owner_enqueue_interval is null)
+        or (owner_enqueue_rate >= 1 and owner_enqueue_interval > interval '0')
+    ),
+    constraint queues_owner_concurrency_positive check (owner_concurrency is null or owner_concurrency >= 1)
 );
 
 comment on table queue.queues is
@@ -50,6 +71,15 @@ comment on table queue.queues is
 comment on column queue.queues.concurrency is 'At most this many running jobs across all workers; null = no limit.';
 comment on column queue.queues.rate_limit is 'At most rate_limit starts per rate_interval (token bucket); null = no limit.';
 comment on column queue.queues.aging_interval is 'A waiting job gains one priority step per aging_interval waited; null = off.';
+comment on column queue.queues.owner_max_live_jobs is
+'At most this many live (waiting or running) jobs per owner in this queue, for end users (and for every caller with owner_limits_all), times the owner''s tier quota_factor; null = no limit.';
+comment on column queue.queues.owner_enqueue_rate is
+'At most owner_enqueue_rate enqueues per owner_enqueue_interval per owner in this queue (a token bucket per owner), times the tier''s quota_factor; null = no limit.';
+comment on column queue.queues.owner_limits_all is
+'false (default): the owner quotas apply to end users only (queue_public.enqueue_job); true: also to service_role and every caller of enqueue_job(s) that passes an owner_id.';
+comment on column queue.queues.owner_concurrency is 'At most this many running jobs per owner across all workers; null = no limit.';
+comment on column queue.queues.fair is
+'Within a priority, claim_jobs hands out jobs round-robin across owners (weighted by the tier''s fair_weight) instead of first in, first out.';
 
 insert into queue.queues (queue_name, max_attempts, lease_seconds)
 values ('critical', 10, 60), ('default', 5, 300), ('bulk', 3, 900)
@@ -65,12 +95,21 @@ create table queue.job_types (
     services text[] not null default '{}',
     chains_to text[] not null default '{}',
     description text,
+    -- per-owner quotas for this type's jobs, on top of its queue's (27_owner_limits.sql)
+    owner_max_live_jobs int,
+    owner_enqueue_rate int,
+    owner_enqueue_interval interval,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint job_types_name_format check (job_type ~ '^[A-Za-z][A-Za-z0-9_.:-]{0,99}$'),
     constraint job_types_priority_in_range check (priority between 1 and 100),
     constraint job_types_max_attempts_positive check (max_attempts is null or max_attempts >= 1),
-    constraint job_types_timeout_positive check (timeout_seconds is null or timeout_seconds >= 1)
+    constraint job_types_timeout_positive check (timeout_seconds is null or timeout_seconds >= 1),
+    constraint job_types_owner_max_live_positive check (owner_max_live_jobs is null or owner_max_live_jobs >= 1),
+    constraint job_types_owner_rate_complete check (
+        (owner_enqueue_rate is null and owner_enqueue_interval is null)
+        or (owner_enqueue_rate >= 1 and owner_enqueue_interval > interval '0')
+    )
 );
 
 comment on table queue.job_types is
@@ -79,13 +118,18 @@ comment on table queue.job_types is
 create table queue.tiers (
     tier text primary key,
     priority_offset int not null,
-    constraint tiers_offset_in_range check (priority_offset between -99 and 99)
+    quota_factor numeric not null default 1,
+    fair_weight int not null default 1,
+    constraint tiers_offset_in_range check (priority_offset between -99 and 99),
+    constraint tiers_quota_factor_in_range check (quota_factor > 0 and quota_factor <= 1000),
+    constraint tiers_fair_weight_in_range check (fair_weight between 1 and 100)
 );
 
-comment on table queue.tiers is 'Customer tiers: a job owned by a user of this tier gets priority + priority_offset (lower runs sooner).';
+comment on table queue.tiers is
+'Customer tiers: a job owned by a user of this tier gets priority + priority_offset (lower runs sooner); the per-owner quotas and enqueue rates are multiplied by quota_factor; on a fair queue the owner gets fair_weight turns for every one of a weight-1 owner.';
 
-insert into queue.tiers (tier, priority_offset)
-values ('free', 0), ('pro', -10), ('enterprise', -20)
+insert into queue.tiers (tier, priority_offset, quota_factor, fair_weight)
+values ('free', 0, 1, 1), ('pro', -10, 10, 2), ('enterprise', -20, 100, 4)
 on conflict do nothing;
 
 create table queue.owner_tiers (
@@ -94,6 +138,20 @@ create table queue.owner_tiers (
 );
 
 comment on table queue.owner_tiers is 'Which tier each job owner (auth.uid()) is on; owners not listed get no offset.';
+
+-- token buckets of the per-owner enqueue rates, one row per owner and scope (queue:<name> or
+-- type:<name>); the row is also the lock that serializes one owner's enqueues in that scope, so
+-- concurrent enqueuers cannot overshoot the live-job quota
+create table queue.owner_buckets (
+    owner_id uuid not null,
+    scope text not null,
+    tokens double precision,
+    refilled_at timestamptz not null default now(),
+    constraint owner_buckets_pkey primary key (owner_id, scope)
+);
+
+comment on table queue.owner_buckets is
+'Per-owner enqueue state: one row per owner and scope (queue:<name>, type:<name>) with the owner''s token bucket (tokens, refilled_at; null tokens = full). Its row lock serializes an owner''s enqueues in the scope, which keeps the live-job quota exact under concurrent enqueuers.';
 
 create table queue.circuit_breakers (
     service text primary key,
@@ -191,6 +249,12 @@ where unique_key is not null;
 
 create index jobs_owner_idx on queue.jobs (owner_id)
 where owner_id is not null;
+
+-- fair claiming: a skip scan over the owners with waiting jobs in a queue, then each owner's
+-- first jobs. Jobs without an owner are not in it, so the unfair path (the service's own
+-- jobs, the bench's) pays no upkeep for it.
+create index jobs_owner_claim_idx on queue.jobs (queue_name, owner_id, priority, run_at, id)
+where status in ('pending', 'retrying') and owner_id is not null;
 
 -- get_job lists a job's children
 create index jobs_parent_idx on queue.jobs (parent_id)

@@ -14,7 +14,13 @@ create or replace function queue.create_queue(
     concurrency int default null,
     rate_limit int default null,
     rate_interval interval default null,
-    aging_interval interval default null
+    aging_interval interval default null,
+    owner_max_live_jobs int default null,
+    owner_enqueue_rate int default null,
+    owner_enqueue_interval interval default null,
+    owner_limits_all boolean default false,
+    owner_concurrency int default null,
+    fair boolean default false
 )
 returns queue.queues
 language plpgsql
@@ -62,16 +68,27 @@ begin
         raise exception 'aging_interval must be positive (or null for off), got %', create_queue.aging_interval
             using errcode = '22023';
     end if;
+    perform queue._check_owner_policy(
+        create_queue.owner_max_live_jobs, create_queue.owner_enqueue_rate, create_queue.owner_enqueue_interval
+    );
+    if create_queue.owner_concurrency < 1 then
+        raise exception 'owner_concurrency must be at least 1 (or null for no limit), got %', create_queue.owner_concurrency
+            using errcode = '22023';
+    end if;
 
     insert into queue.queues as q (
         queue_name, max_attempts, backoff_strategy, backoff_base, backoff_max, backoff_jitter,
-        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval
+        lease_seconds, retention, concurrency, rate_limit, rate_interval, aging_interval,
+        owner_max_live_jobs, owner_enqueue_rate, owner_enqueue_interval, owner_limits_all, owner_concurrency, fair
     )
     values (
         create_queue.queue_name, create_queue.max_attempts, create_queue.backoff_strategy,
         create_queue.backoff_base, create_queue.backoff_max, create_queue.backoff_jitter,
         create_queue.lease_seconds, create_queue.retention, create_queue.concurrency,
-        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval
+        create_queue.rate_limit, create_queue.rate_interval, create_queue.aging_interval,
+        create_queue.owner_max_live_jobs, create_queue.owner_enqueue_rate, create_queue.owner_enqueue_interval,
+        coalesce(create_queue.owner_limits_all, false), create_queue.owner_concurrency,
+        coalesce(create_queue.fair, false)
     )
     on conflict on constraint queues_pkey do update
     set max_attempts = excluded.max_attempts,
@@ -88,6 +105,12 @@ begin
         rate_tokens = case when q.rate_limit is distinct from excluded.rate_limit
             or q.rate_interval is distinct from excluded.rate_interval then null else q.rate_tokens end,
         aging_interval = excluded.aging_interval,
+        owner_max_live_jobs = excluded.owner_max_live_jobs,
+        owner_enqueue_rate = excluded.owner_enqueue_rate,
+        owner_enqueue_interval = excluded.owner_enqueue_interval,
+        owner_limits_all = excluded.owner_limits_all,
+        owner_concurrency = excluded.owner_concurrency,
+        fair = excluded.fair,
         updated_at = now()
     returning q.* into v_row;
     return v_row;
@@ -95,9 +118,10 @@ end
 $$;
 
 comment on function queue.create_queue(
-    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval
+    text, int, queue.backoff_strategy, interval, interval, numeric, int, interval, int, int, interval, interval,
+    int, int, interval, boolean, int, boolean
 ) is
-'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval.';
+'Creates a queue, or sets every policy field of an existing one to the given values (defaults for those left out; paused is kept). concurrency: max running jobs across all workers; rate_limit per rate_interval: a token bucket of starts; aging_interval: waiting jobs gain one priority step per interval. Tenants: owner_max_live_jobs (live jobs per owner) and owner_enqueue_rate per owner_enqueue_interval (a token bucket per owner) limit end users at enqueue (every caller passing an owner_id with owner_limits_all); owner_concurrency: max running jobs per owner; fair: round-robin across owners within a priority.';
 
 -- register_job_type: creates or updates a job type.
 create or replace function queue.register_job_type(
@@ -109,7 +133,10 @@ create or replace function queue.register_job_type(
     user_enqueue boolean default false,
     services text[] default '{}',
     description text default null,
-    chains_to text[] default '{}'
+    chains_to text[] default '{}',
+    owner_max_live_jobs int default null,
+    owner_enqueue_rate int default null,
+    owner_enqueue_interval interval default null
 )
 returns queue.job_types
 language plpgsql
@@ -135,16 +162,22 @@ begin
     elsif array_position(register_job_type.chains_to, null) is not null then
         raise exception 'chains_to must list job types, got %', register_job_type.chains_to using errcode = '22023';
     end if;
+    perform queue._check_owner_policy(
+        register_job_type.owner_max_live_jobs, register_job_type.owner_enqueue_rate,
+        register_job_type.owner_enqueue_interval
+    );
 
     insert into queue.job_types as t (
         job_type, queue_name, priority, max_attempts, timeout_seconds, user_enqueue, services, description,
-        chains_to
+        chains_to, owner_max_live_jobs, owner_enqueue_rate, owner_enqueue_interval
     )
     values (
         register_job_type.job_type, register_job_type.queue_name, register_job_type.priority,
         register_job_type.max_attempts, register_job_type.timeout_seconds,
         coalesce(register_job_type.user_enqueue, false), coalesce(register_job_type.services, '{}'),
-        register_job_type.description, coalesce(register_job_type.chains_to, '{}')
+        register_job_type.description, coalesce(register_job_type.chains_to, '{}'),
+        register_job_type.owner_max_live_jobs, register_job_type.owner_enqueue_rate,
+        register_job_type.owner_enqueue_interval
     )
     on conflict on constraint job_types_pkey do update
     set queue_name = excluded.queue_name,
@@ -155,14 +188,17 @@ begin
         services = excluded.services,
         description = excluded.description,
         chains_to = excluded.chains_to,
+        owner_max_live_jobs = excluded.owner_max_live_jobs,
+        owner_enqueue_rate = excluded.owner_enqueue_rate,
+        owner_enqueue_interval = excluded.owner_enqueue_interval,
         updated_at = now()
     returning t.* into v_row;
     return v_row;
 end
 $$;
 
-comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text, text[]) is
-'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts (1-100) and lease (timeout_seconds), whether authenticated end users may enqueue it, the external services it depends on (circuit breakers), and the job types its handler may enqueue as children (chains_to; queue.enqueue_child_jobs).';
+comment on function queue.register_job_type(text, text, int, int, int, boolean, text[], text, text[], int, int, interval) is
+'Creates or updates a job type: default queue and priority, overrides of the queue''s max_attempts (1-100) and lease (timeout_seconds), whether authenticated end users may enqueue it, the external services it depends on (circuit breakers), the job types its handler may enqueue as children (chains_to; queue.enqueue_child_jobs), and per-owner quotas for its jobs on top of the queue''s (owner_max_live_jobs, owner_enqueue_rate per owner_enqueue_interval).';
 
 -- ensure_job_type: registers a job type only if it is missing (a worker starting with its
 -- handlers); an existing type keeps the settings an operator gave it. Returns true if it added it.

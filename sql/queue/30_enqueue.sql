@@ -273,6 +273,10 @@ begin
         elsif v_one.run_at <= now() then
             perform pg_notify('kyu_jobs', v_one.queue_name);
         end if;
+        -- per-owner quotas of a queue that binds every caller (27_owner_limits.sql)
+        if v_one.owner_id is not null then
+            perform queue._enforce_owner_limits_of(array[v_id]);
+        end if;
         return next v_id;
         return;
     end if;
@@ -320,6 +324,9 @@ begin
             end if;
         end loop;
     end if;
+
+    -- per-owner quotas of queues that bind every caller (27_owner_limits.sql)
+    perform queue._enforce_owner_limits_of(v_ids);
 
     -- one notification per queue per statement wakes idle workers; future jobs are found by polling
     if v_queues is not null then

@@ -46,12 +46,13 @@ begin
         select coalesce(array_agg(q.queue_name), '{}')
         from queue.queues as q
         where q.paused or q.concurrency is not null or q.rate_limit is not null
+            or q.fair or q.owner_concurrency is not null
     );
 end
 $$;
 
 comment on function queue._paused_or_limited_queues() is
-'Private: the queues that are paused or limited (concurrency or rate_limit); the one-scan claim plan skips them.';
+'Private: the queues that are paused or limited (concurrency, rate_limit, owner_concurrency or fair); the one-scan claim plan skips them.';
 
 -- _limited_work_due: whether an unpaused limited queue has due jobs (of job_types, null = any).
 create or replace function queue._limited_work_due(job_types text[])
@@ -85,13 +86,14 @@ begin
             order by j.queue_name, j.priority, j.run_at, j.id
             limit 1
         ) as due
-        where not q.paused and (q.concurrency is not null or q.rate_limit is not null)
+        where not q.paused
+            and (q.concurrency is not null or q.rate_limit is not null or q.fair or q.owner_concurrency is not null)
     );
 end
 $$;
 
 comment on function queue._limited_work_due(text[]) is
-'Private: true when a queue that is not paused but has a concurrency or rate limit has due jobs (of job_types; null means any). claim_jobs then scans per queue so the limits apply.';
+'Private: true when a queue that is not paused but has a concurrency or rate limit, owner_concurrency or fair claiming has due jobs (of job_types; null means any). claim_jobs then scans per queue so the limits apply.';
 
 -- _claim_allowances: the queues a claim serves and how many jobs each may start now.
 -- Limited queues are locked (in name order, so claimers never deadlock) until the transaction
@@ -100,7 +102,8 @@ create or replace function queue._claim_allowances(
     queue_names text[],
     batch_size int,
     out queues text[],
-    out allowances int[]
+    out allowances int[],
+    out fair_queues text[]
 )
 returns record
 language plpgsql
@@ -115,14 +118,19 @@ declare
     v_allow int;
 begin
     for v_queue in
-        select q.queue_name, q.concurrency, q.rate_limit
+        select
+            q.queue_name, q.concurrency, q.rate_limit, q.owner_concurrency,
+            q.fair or q.owner_concurrency is not null as fair
         from queue.queues as q
         where not q.paused
             and (_claim_allowances.queue_names is null or q.queue_name = any(_claim_allowances.queue_names))
         order by q.queue_name
     loop
         v_allow := _claim_allowances.batch_size;
-        if v_queue.concurrency is not null or v_queue.rate_limit is not null then
+        -- a fair queue alone needs no lock: its picks lock as they read, skip locked, so two
+        -- claimers take different jobs (measured: locking it cost the drain 15% and made B's
+        -- job wait for the other claimer's whole claim); counts (owner_concurrency) need it
+        if v_queue.concurrency is not null or v_queue.rate_limit is not null or v_queue.owner_concurrency is not null then
             perform from queue.queues as q where q.queue_name = v_queue.queue_name for update;
             if v_queue.concurrency is not null then
                 select least(v_allow, v_queue.concurrency - count(*))::int into v_allow
@@ -148,13 +156,16 @@ begin
         if v_allow > 0 then
             queues := queues || v_queue.queue_name;
             allowances := allowances || v_allow;
+            if v_queue.fair then
+                fair_queues := fair_queues || v_queue.queue_name;
+            end if;
         end if;
     end loop;
 end
 $$;
 
 comment on function queue._claim_allowances(text[], int) is
-'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket. Locks the limited queues'' rows until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
+'Private: for claim_jobs, the unpaused queues among queue_names (null = all) in name order with how many jobs each may start now: batch_size, capped by concurrency minus running jobs and by the whole tokens in the refilled rate bucket; fair_queues: those of them that are fair or have owner_concurrency (picked by _pick_fair; null when none). Locks the limited queues'' rows (owner_concurrency ones too; fair alone needs none) until the transaction ends. Queues that may start nothing are left out; null arrays when none may.';
 
 -- _spend_tokens: one token per claimed job on rate-limited queues.
 create or replace function queue._spend_tokens(job_ids bigint[], queues text[])

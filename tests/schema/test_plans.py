@@ -88,3 +88,35 @@ def test_complete_with_a_generic_plan_reads_only_its_ids(stale_db: str) -> None:
     assert done == BATCH
     assert seq_scans == 0, "complete_jobs scanned queue.jobs sequentially"
     assert fetched <= 5 * BATCH, f"complete_jobs fetched {fetched} rows for {BATCH} ids"
+
+
+@pytest.mark.parametrize("owners", [1, 100, 10_000])
+def test_fair_claim_on_stale_empty_statistics_reads_only_the_batch(stale_db: str,
+                                                                   owners: int) -> None:
+    """A fair queue (issue 12) on the same stale statistics: a skip scan over the next owners,
+    each owner's share and the claim, all through indexes: rows fetched grow with the batch,
+    never with the backlog or the number of owners."""
+    queue = f"t_plan_fair_{owners}"
+    with psycopg.connect(stale_db, autocommit=True) as conn:
+        conn.execute("select queue.create_queue(%s, fair => true)", (queue,))
+        conn.execute(
+            "insert into queue.jobs"
+            " (job_type, queue_name, priority, max_attempts, payload, owner_id)"
+            " select 't_plan_job', %s, 50, 5, '{}',"
+            " ('00000000-0000-4000-8000-' || lpad((g %% %s)::text, 12, '0'))::uuid"
+            " from generate_series(1, %s) as g",
+            (queue, owners, BURST),
+        )
+    with psycopg.connect(stale_db) as conn:
+        seq0, fetched0 = conn.execute(COUNTERS).fetchone()
+        rows = conn.execute(
+            f"select id from queue.claim_jobs('w-plan', {BATCH}, array['{queue}'],"
+            " array['t_plan_job'])"
+        ).fetchall()
+        seq1, fetched1 = conn.execute(COUNTERS).fetchone()
+        conn.rollback()
+    seq_scans, fetched = seq1 - seq0, fetched1 - fetched0
+    assert len(rows) == BATCH
+    assert seq_scans == 0, "the fair claim scanned queue.jobs sequentially"
+    # a claim visits at most batch_size owners (one descent each), then their shares
+    assert fetched <= 5 * BATCH, f"the fair claim fetched {fetched} rows ({owners} owners)"

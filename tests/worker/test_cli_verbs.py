@@ -1,5 +1,6 @@
 """The operator's CLI verbs against a real database: pause, resume, cancel, retry, discard, show,
-list, workers, health, schedules, queues, breakers, status --watch and the metrics endpoint."""
+list, workers, health, schedules, queues, breakers, owners, status --watch and the metrics
+endpoint."""
 
 from __future__ import annotations
 
@@ -176,6 +177,24 @@ def test_queues_breakers_and_schedules(qurl: str) -> None:
     schedules = cli(qurl, "--json", "schedules")
     assert schedules.returncode == 0
     assert json.loads(schedules.stdout) == []  # no pg_cron in a test database: no entries
+
+
+def test_owners_lists_the_top_owners_with_their_oldest_wait(qurl: str) -> None:
+    big, small = "44444444-4444-4444-8444-444444444444", "55555555-5555-4555-8555-555555555555"
+    sql(qurl, "select queue.enqueue_jobs(jsonb_agg(jsonb_build_object('job_type', 't_cli.job',"
+              " 'owner_id', %s::uuid, 'run_at', now() - interval '1 minute')))"
+              " from generate_series(1, 5)", (big,))
+    sql(qurl, "select queue.enqueue_job('t_cli.job', owner_id => %s::uuid)", (small,))
+    out = cli(qurl, "--json", "owners", "--queue", "t_cli", "--limit", "2")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [(r["owner_id"], r["waiting"], r["running"]) for r in rows] == [
+        (big, 5, 0), (small, 1, 0)]
+    assert rows[0]["oldest_waiting_age"] >= 59
+    text = cli(qurl, "owners", "--queue", "t_cli").stdout
+    assert big in text and "oldest waiting" in text
+    sql(qurl, "select queue.cancel_job(id) from queue.jobs where owner_id in (%s, %s)",
+        (big, small))
 
 
 def test_status_watch_draws_until_the_count(qurl: str) -> None:
