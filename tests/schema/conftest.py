@@ -38,6 +38,22 @@ def make_database(prefix: str, files: list[Path]) -> str:
     return name
 
 
+def make_old_database(prefix: str, commit: str, migrations: list[str], tmp: Path) -> str:
+    """A database built from the migrations as they were at ``commit`` (for upgrade tests)."""
+    files = []
+    for rel in migrations:
+        f = tmp / Path(rel).name
+        f.write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{rel}"],
+                                     check=True, capture_output=True).stdout)
+        files.append(f)
+    return make_database(prefix, files)
+
+
+def psql_file(url: str, path: Path) -> None:
+    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
+                   check=True, capture_output=True)
+
+
 def drop_database(name: str) -> None:
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')

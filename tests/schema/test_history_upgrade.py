@@ -7,14 +7,12 @@ supabase/migrations/20261203000000_history_partitions.sql as `supabase db push` 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from .conftest import ROOT, drop_database, make_database, url_for
+from .conftest import ROOT, drop_database, make_old_database, psql_file, url_for
 
 BEFORE = "d90d81d"  # the last commit of main with queue.job_history as one plain table
 OLD = ["supabase/migrations/20261123000000_queue.sql",
@@ -22,20 +20,9 @@ OLD = ["supabase/migrations/20261123000000_queue.sql",
 UPGRADE = ROOT / "supabase" / "migrations" / "20261203000000_history_partitions.sql"
 
 
-def psql(url: str, path: Path) -> None:
-    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
-                   check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def old_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    files = []
-    for rel in OLD:
-        f = tmp_path_factory.mktemp("old") / Path(rel).name
-        f.write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE}:{rel}"],
-                                     check=True, capture_output=True).stdout)
-        files.append(f)
-    name = make_database("kyu_upgrade", files)
+    name = make_old_database("kyu_upgrade", BEFORE, OLD, tmp_path_factory.mktemp("old"))
     url = url_for(name)
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("select relkind from pg_class where oid = 'queue.job_history'::regclass"
@@ -64,7 +51,7 @@ def upgraded(old_db: str) -> str:
             " from queue.job_history as h").fetchone()
         acl = conn.execute("select relacl::text from pg_class"
                            " where oid = 'queue.job_history'::regclass").fetchone()[0]
-    psql(old_db, UPGRADE)
+    psql_file(old_db, UPGRADE)
     with psycopg.connect(old_db) as conn:
         after = conn.execute(
             "select count(*), count(*) filter (where status = 'dead'), sum(hashtext(h::text))"
@@ -141,7 +128,7 @@ def test_jobs_finish_after_the_upgrade_and_a_second_run_changes_nothing(upgraded
         assert conn.execute("select queue.complete_jobs(%s, 'w', lease_tokens => %s)",
                             ([r[0] for r in rows], [r[1] for r in rows])).fetchone()[0] == 10
         parts = conn.execute("select count(*) from queue._history_partitions()").fetchone()[0]
-    psql(upgraded, UPGRADE)
+    psql_file(upgraded, UPGRADE)
     with psycopg.connect(upgraded) as conn:
         count = conn.execute("select count(*) from queue._history_partitions()").fetchone()[0]
         assert count == parts

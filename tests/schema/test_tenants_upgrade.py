@@ -9,14 +9,20 @@ sql/, its jobs must still run, and the quotas must work.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from .conftest import ROOT, drop_database, make_database, source_files, url_for
+from .conftest import (
+    ROOT,
+    drop_database,
+    make_database,
+    make_old_database,
+    psql_file,
+    source_files,
+    url_for,
+)
 from .test_drift import snapshot
 
 BEFORE = "af30f44"  # main with the storage merge, before tenants
@@ -27,20 +33,9 @@ UPGRADE = ROOT / "supabase" / "migrations" / "20261203000100_tenants.sql"
 OWNER = "11111111-1111-4111-8111-111111111111"
 
 
-def psql(url: str, path: Path) -> None:
-    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
-                   check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    files = []
-    for rel in OLD:
-        f = tmp_path_factory.mktemp("old") / Path(rel).name
-        f.write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE}:{rel}"],
-                                     check=True, capture_output=True).stdout)
-        files.append(f)
-    name = make_database("kyu_tenants_up", files)
+    name = make_old_database("kyu_tenants_up", BEFORE, OLD, tmp_path_factory.mktemp("old"))
     url = url_for(name)
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("select count(*) from information_schema.columns"
@@ -50,7 +45,7 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.execute("select queue.enqueue_jobs((select jsonb_agg(jsonb_build_object("
                      "'job_type', 't_up', 'owner_id', %s::uuid)) from generate_series(1, 5)))",
                      (OWNER,))
-    psql(url, UPGRADE)
+    psql_file(url, UPGRADE)
     yield url
     drop_database(name)
 
@@ -86,5 +81,5 @@ def test_old_jobs_run_and_quotas_work_after_the_upgrade(upgraded: str) -> None:
 
 def test_a_second_run_of_the_upgrade_changes_nothing(upgraded: str) -> None:
     before = snapshot(upgraded)
-    psql(upgraded, UPGRADE)
+    psql_file(upgraded, UPGRADE)
     assert snapshot(upgraded) == before
