@@ -21,7 +21,7 @@ HANDLERS ?= python_worker.receipts.jobs
 .PHONY: help deps db db-stop db-reset migrate render worker queue-status queue-process \
 	queue-dead-letter demo demo-large dashboard dashboard-screenshots receipts-ingest receipts-import \
 	receipts-review receipts-confirm receipts-reject receipts-correct receipts-report test test-sql \
-	test-py test-mutations lint check-functions bench bench-backlog bench-scale bench-fair clean
+	test-py test-mutations lint check-functions bench bench-backlog bench-bounds bench-scale bench-fair clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -145,6 +145,9 @@ bench-fair: migrate $(STAMP)/venv ## fair claiming alone: B's one job against A'
 
 bench-backlog: migrate $(STAMP)/venv ## claim latency at 0/200k/1M backlogs on stale statistics, drains, hot-table size, history drop
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_backlog.py $(BENCH_ARGS)
+
+bench-bounds: migrate $(STAMP)/venv ## the storage ceiling: bare claim/complete/insert on Kyu's tables and a slimmer shape, beside Kyu's functions and the floors
+	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_bounds.py $(BENCH_ARGS)
 
 bench-scale: migrate $(STAMP)/venv ## 1, 2, 4, 8 worker processes on one database: jobs/s, Postgres CPU, WAL, waits
 	DATABASE_URL="$(DB_URL)" $(PY) scripts/bench_scale.py $(BENCH_ARGS)
