@@ -114,18 +114,19 @@ security definer
 set search_path = ''
 set jit = off
 -- plans that cannot go bad: queue.jobs is read only through jobs_pkey (id = any(job_ids)),
--- whatever the statistics say. The delete used to join unnest(job_ids, ...) with queue.jobs;
--- on statistics that saw the table empty, a generic plan hashed every running job (170 ms for
--- 2,000 ids at 200k running), rescanned the table per id (115 s for 5,000 ids, issue 15), or
--- walked jobs_pkey whole per id (a 20 s stall in make bench-backlog). Now there is no join
--- with queue.jobs left to plan: per-id tokens, results and attempts are looked up in a jsonb map
+-- whatever the statistics say. The delete once joined unnest(job_ids, ...) with queue.jobs
+-- alone; on statistics that saw the table empty, a generic plan hashed every running job (170
+-- ms for 2,000 ids at 200k running), rescanned the table per id (115 s for 5,000 ids, issue 15),
+-- or walked jobs_pkey whole per id (a 20 s stall in make bench-backlog). Now the ids restrict
+-- the scan of queue.jobs itself, so any join method reads only the batch's rows, and nested
+-- loops are off: one with the unnest inside would compare every row with every id
 set enable_seqscan = off
 set enable_bitmapscan = off
+set enable_nestloop = off
 as $$
 declare
     v_count int;
     v_big record;
-    v_by_id jsonb;
 begin
     -- one test on the hot path (three separate checks looked ~0.1 ms slower per batch of 100 on
     -- the shared bench box; within its noise); the problem is named only when there is one
@@ -153,26 +154,24 @@ begin
                 using errcode = '22023', hint = 'Store large results elsewhere and return their id. Nothing was completed.';
         end if;
     end if;
-    -- {"<id>": [lease_token, result, attempt]}: each id's own token, paired by position. A map
-    -- rather than a join with unnest(job_ids, ...): that join is what went bad on stale
-    -- statistics (see above), and "lease_token = any(lease_tokens)" compares every row with every
-    -- token (25M comparisons for a batch of 5,000)
-    select jsonb_object_agg(c.id::text, jsonb_build_array(c.lease_token, c.result, c.attempt)) into v_by_id
-    from unnest(complete_jobs.job_ids, complete_jobs.lease_tokens, complete_jobs.results, complete_jobs.attempts)
-        as c (id, lease_token, result, attempt);
-
-    -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set
+    -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set.
+    -- Each id is paired with the token, result and attempt at its position (the join), not with
+    -- any token of the batch. The jsonb map of them this join replaced cost 2 of complete_jobs'
+    -- 8 us per job (batch 100, a procedure loop; make bench-bounds)
     with done as (
         delete from queue.jobs as j
+        using unnest(complete_jobs.job_ids, complete_jobs.lease_tokens, complete_jobs.results, complete_jobs.attempts)
+            as c (id, lease_token, result, attempt)
         where j.id = any(complete_jobs.job_ids)
+            and j.id = c.id
             -- running, said without naming status: worker_id and lease_expires_at are set
             -- exactly while running (jobs_running_has_lease), and a status clause would offer
             -- the planner a full scan of the partial jobs_running_idx instead of the ids
             and j.lease_expires_at is not null
             and j.worker_id = complete_jobs.worker_id
-            and v_by_id -> j.id::text ->> 0 = j.lease_token::text
-            and coalesce((v_by_id -> j.id::text ->> 2)::int, j.attempt) = j.attempt
-        returning j, nullif(v_by_id -> j.id::text -> 1, 'null') as result
+            and j.lease_token = c.lease_token
+            and coalesce(c.attempt, j.attempt) = j.attempt
+        returning j, c.result
     )
     select queue._write_history(array_agg(d.j), 'completed', array_agg(d.result)) into v_count
     from done as d;

@@ -90,6 +90,35 @@ def test_complete_with_a_generic_plan_reads_only_its_ids(stale_db: str) -> None:
     assert fetched <= 5 * BATCH, f"complete_jobs fetched {fetched} rows for {BATCH} ids"
 
 
+def test_complete_pairs_ids_without_a_nested_loop(stale_db: str) -> None:
+    """complete_jobs joins the batch's ids with their tokens. A nested loop with the unnest
+    inside reads no extra rows (the counters above cannot see it) but compares every running
+    row of the batch with every id: 25M comparisons at 5,000 ids. The plan the function runs,
+    as auto_explain shows it, must be a hash or merge join over the ids' index scan."""
+    plans: list[str] = []
+    with psycopg.connect(stale_db) as conn:
+        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+        conn.execute(
+            "update queue.jobs set status = 'running', worker_id = 'w-loop', attempt = 1,"
+            " lease_expires_at = now() + interval '1 hour', lease_token = gen_random_uuid()"
+            " where id in (select id from queue.jobs order by id limit %s)", (BATCH,))
+        rows = conn.execute("select id, lease_token from queue.jobs where worker_id = 'w-loop'"
+                            " order by id").fetchall()
+        for setting in ("load 'auto_explain'", "set auto_explain.log_min_duration = 0",
+                        "set auto_explain.log_nested_statements = on",
+                        "set auto_explain.log_level = notice",
+                        "set plan_cache_mode = force_generic_plan"):
+            conn.execute(setting)
+        done = conn.execute("select queue.complete_jobs(%s, 'w-loop', lease_tokens => %s)",
+                            ([r[0] for r in rows], [r[1] for r in rows])).fetchone()[0]
+        conn.rollback()
+    delete = [p for p in plans if "delete from queue.jobs" in p]
+    assert done == BATCH
+    assert len(delete) == 1, f"auto_explain showed no plan of the delete: {plans}"
+    assert "Index Cond: (id = ANY" in delete[0], delete[0]
+    assert "Nested Loop" not in delete[0], delete[0]
+
+
 @pytest.mark.parametrize("owners", [1, 100, 10_000])
 def test_fair_claim_on_stale_empty_statistics_reads_only_the_batch(stale_db: str,
                                                                    owners: int) -> None:
