@@ -2,24 +2,31 @@
 -- the monitor views do not already give it. search_jobs (one page of jobs, keyset-paginated),
 -- queue_policies, circuit_breaker_states, get_stats_history and discard_dead_jobs.
 
--- job_summary: a job as a listing shows it (everything but payload, errors and result).
-create type queue.job_summary as (
-    id bigint,
-    job_type text,
-    queue_name text,
-    status queue.job_status,
-    priority int,
-    attempt int,
-    max_attempts int,
-    owner_id uuid,
-    worker_id text,
-    last_error text,
-    progress jsonb,
-    run_at timestamptz,
-    created_at timestamptz,
-    started_at timestamptz,
-    finished_at timestamptz
-);
+-- job_summary: a job as a listing shows it (everything but payload, errors and result). Created
+-- once: the tenants upgrade runs this file again (for queue_policies)
+do $$
+begin
+    create type queue.job_summary as (
+        id bigint,
+        job_type text,
+        queue_name text,
+        status queue.job_status,
+        priority int,
+        attempt int,
+        max_attempts int,
+        owner_id uuid,
+        worker_id text,
+        last_error text,
+        progress jsonb,
+        run_at timestamptz,
+        created_at timestamptz,
+        started_at timestamptz,
+        finished_at timestamptz
+    );
+exception
+    when duplicate_object then null;
+end
+$$;
 
 comment on type queue.job_summary is
 'A job as queue.search_jobs lists it: no payload, result or error history (queue.get_job has them), the last attempt''s error only.';
@@ -112,11 +119,18 @@ select
         '{}'
     ) as job_types,
     q.created_at,
-    q.updated_at
+    q.updated_at,
+    -- tenants (27_owner_limits.sql, 37_fair_claim.sql); last, so an upgrade can replace the view
+    q.owner_max_live_jobs,
+    q.owner_enqueue_rate,
+    q.owner_enqueue_interval,
+    q.owner_limits_all,
+    q.owner_concurrency,
+    q.fair
 from queue.queues as q;
 
 comment on view queue.queue_policies is
-'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
+'Each queue''s policy as queue.create_queue set it (attempts, backoff, lease, retention, concurrency, rate limit, priority aging, and per owner: live-job quota, enqueue rate, whether the quotas bind every caller, concurrency, fair claiming), whether it is paused, and the job types registered in it. Change a policy with queue.create_queue, pause with queue.pause_queue.';
 
 -- circuit_breaker_states: each breaker with what claim_jobs makes of it now.
 create or replace view queue.circuit_breaker_states as

@@ -82,6 +82,10 @@ def seed(url: str) -> Seeded:
                      " backoff_max => '10 minutes')")
         conn.execute("select queue.create_queue(queue_name => 'reports', max_attempts => 2,"
                      " retention => '30 days', aging_interval => '5 minutes')")
+        # a tenants' queue: fair claiming and per-owner limits, shown on the queues page
+        conn.execute("select queue.create_queue(queue_name => 'uploads', fair => true,"
+                     " owner_max_live_jobs => 50, owner_enqueue_rate => 20,"
+                     " owner_enqueue_interval => '1 minute', owner_concurrency => 2)")
         for jt, q, svc in (("email.send", "emails", "{smtp}"), ("image.resize", "images", "{}"),
                            ("report.monthly", "reports", "{}"),
                            ("email.digest", "emails", "{smtp}")):

@@ -151,6 +151,10 @@ def test_queues_workers_schedules_breakers(client: TestClient, seeded: Seeded) -
     assert "10 per 1 s" in emails and "email.digest, email.send" in emails
     reports = re.search(r'<tr data-queue="reports">(.*?)</tr>', queues, re.S).group(1)  # type: ignore[union-attr]
     assert "30d" in reports and "5m" in reports  # retention, aging
+    uploads = re.search(r'<tr data-queue="uploads">(.*?)</tr>', queues, re.S).group(1)  # type: ignore[union-attr]
+    owner_policy = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", uploads.split('owner-policy">')[1]))
+    assert owner_policy.startswith("fair 50 live · 20 per 1m · 2 running (end users)"), owner_policy
+    assert '<td class="small owner-policy">-' in emails  # no per-owner policy
     workers = client.get("/workers").text
     assert re.search(r"worker-c:977.*?throttled", workers, re.S)
     assert re.search(r"worker-b:4188.*?gone", workers, re.S)

@@ -1,6 +1,6 @@
 -- queue_policies, circuit_breaker_states and get_stats_history: what the console's pages read.
 begin;
-select plan(8);
+select plan(9);
 \ir ../../helpers/ops_setup.psql
 
 select queue.create_queue(
@@ -26,6 +26,20 @@ select
         ),
         '{}'::text[],
         'a queue without job types lists none'
+    );
+
+select queue.create_queue(
+    queue_name => 't_pol_fair', fair => true, owner_max_live_jobs => 5, owner_enqueue_rate => 2,
+    owner_enqueue_interval => '1 minute', owner_concurrency => 1, owner_limits_all => true
+);
+select
+    results_eq(
+        $$select queue_name, fair, owner_max_live_jobs, owner_enqueue_rate, owner_enqueue_interval,
+                 owner_concurrency, owner_limits_all
+          from queue.queue_policies where queue_name in ('t_pol', 't_pol_fair') order by queue_name$$,
+        $$values ('t_pol', false, null::int, null::int, null::interval, null::int, false),
+                 ('t_pol_fair', true, 5, 2, interval '1 minute', 1, true)$$,
+        'queue_policies shows the per-owner settings (fair, quotas, rate, concurrency, who they bind)'
     );
 
 -- breakers: one open, one whose cool-down is over, one closed
