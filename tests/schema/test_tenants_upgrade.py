@@ -1,10 +1,10 @@
 """The tenants upgrade brings a database of the previous release to exactly today's schema.
 
 A database is built with the migrations as they were before tenants (commit af30f44, main after
-the storage merge), given jobs, then upgraded with
-supabase/migrations/20261203000100_tenants.sql as `supabase db push` would apply it. Its catalog
-(functions and their grants, columns, constraints, indexes, policies) must equal one built from
-sql/, its jobs must still run, and the quotas must work.
+the storage merge), given jobs, then upgraded with supabase/migrations/20261203000100_tenants.sql
+and the migrations after it, as `supabase db push` would apply them. Its catalog (functions and
+their grants, columns, constraints, indexes, policies) must equal one built from sql/, its jobs
+must still run, and the quotas must work.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ BEFORE = "af30f44"  # main with the storage merge, before tenants
 OLD = ["supabase/migrations/20261123000000_queue.sql",
        "supabase/migrations/20261123000100_receipts.sql",
        "supabase/migrations/20261203000000_history_partitions.sql"]
-UPGRADE = ROOT / "supabase" / "migrations" / "20261203000100_tenants.sql"
+# the tenants upgrade and every migration after it, as `supabase db push` applies them
+UPGRADES = sorted(p for p in (ROOT / "supabase" / "migrations").glob("*.sql")
+                  if p.name >= "20261203000100_tenants.sql")
 OWNER = "11111111-1111-4111-8111-111111111111"
 
 
@@ -45,7 +47,8 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.execute("select queue.enqueue_jobs((select jsonb_agg(jsonb_build_object("
                      "'job_type', 't_up', 'owner_id', %s::uuid)) from generate_series(1, 5)))",
                      (OWNER,))
-    psql_file(url, UPGRADE)
+    for upgrade in UPGRADES:
+        psql_file(url, upgrade)
     yield url
     drop_database(name)
 
@@ -81,5 +84,6 @@ def test_old_jobs_run_and_quotas_work_after_the_upgrade(upgraded: str) -> None:
 
 def test_a_second_run_of_the_upgrade_changes_nothing(upgraded: str) -> None:
     before = snapshot(upgraded)
-    psql_file(upgraded, UPGRADE)
+    for upgrade in UPGRADES:
+        psql_file(upgraded, upgrade)
     assert snapshot(upgraded) == before

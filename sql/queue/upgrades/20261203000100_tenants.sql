@@ -3,8 +3,6 @@
 -- table rewrite), the owner_buckets table and the owners' claim index, then drops the functions
 -- whose signature or result changes; the sql/queue files rendered after this step
 -- create them again, with every grant (90_security.sql runs again, its policies dropped first).
--- 50_finish.sql runs again too: complete_jobs pairs ids and tokens with a join since then; and
--- 88_console.sql, whose queue_policies view gained the per-owner settings (as its last columns).
 -- Nothing changes for anyone until an operator sets a quota, owner_concurrency or fair: every
 -- new setting is off, and existing tiers keep quota_factor 1 and fair_weight 1 (a fresh install
 -- seeds pro 10 / 2 and enterprise 100 / 4).
