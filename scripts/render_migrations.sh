@@ -43,4 +43,4 @@ fi
 render_upgrade 20261203000000_history_partitions.sql 72_history_partitions.sql 73_jobs_storage.sql 70_schedules.sql
 render_upgrade 20261203000100_tenants.sql 25_registry.sql 27_owner_limits.sql 30_enqueue.sql \
     35_claim_policy.sql 37_fair_claim.sql 40_claim.sql 90_security.sql
-render_upgrade 20261203000200_complete_pairing.sql 50_finish.sql 88_console.sql
+render_upgrade 20261203000200_hot_paths.sql 30_enqueue.sql 50_finish.sql 88_console.sql 90_security.sql

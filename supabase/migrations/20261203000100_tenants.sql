@@ -842,6 +842,82 @@ $$;
 comment on function queue._unique_key_holder(text) is
 'Private: the id of the job holding unique_key, the live one or else the one that finished last; what enqueue returns for a job skipped for its unique_key.';
 
+-- _enqueue_plain: enqueue_jobs' path for a batch of plain jobs (each a job type and a payload,
+-- every option left to its default: what bulk producers send). The general path validates 25
+-- options per job whatever the job holds; this one checks what a plain job can get wrong in one
+-- pass and inserts with the type's and queue's defaults. Server time per job of a 1,000-job
+-- batch: 17-22 -> 13-14 us against a bare insert's 8-10 (a DO loop, rolled back, three rounds).
+-- Returns null, having written nothing, for a batch it does not take whole: anything else, an
+-- unknown type, a payload that is not an object or could be over the cap goes the general way
+-- and gets its error there, so errors are the same on both paths.
+create or replace function queue._enqueue_plain(jobs jsonb)
+returns bigint[]
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set jit = off
+as $$
+declare
+    v_plain boolean;
+    v_ids bigint [];
+    v_queues text [];
+begin
+    select bool_and(
+        case when jsonb_typeof(e.j) = 'object' then
+            e.j - array['job_type', 'payload'] = '{}'
+            and jt.job_type is not null
+            and coalesce(jsonb_typeof(e.j -> 'payload'), 'object') = 'object'
+            -- surely under the cap (its text is at most 6x its binary size); a compressed value
+            -- says nothing of its text, so it takes the exact check
+            and (
+                e.j -> 'payload' is null
+                or (pg_column_size(e.j -> 'payload') * 6 <= s.max_payload_bytes
+                    and pg_column_compression(e.j -> 'payload') is null)
+            )
+        else false end
+    ) into v_plain
+    from jsonb_array_elements(_enqueue_plain.jobs) as e (j)
+    cross join queue.settings as s
+    left join queue.job_types as jt on jt.job_type = e.j ->> 'job_type';
+    if not v_plain then
+        return null;
+    end if;
+
+    -- ids drawn in input order (a subquery with an order by is never flattened), so sorting them
+    -- gives the input order back
+    with ins as (
+        insert into queue.jobs as j (id, job_type, queue_name, priority, run_at, payload, max_attempts)
+        select nextval('queue.jobs_id_seq'), x.job_type, x.queue_name, x.priority, now(), x.payload, x.max_attempts
+        from (
+            select
+                jt.job_type,
+                jt.queue_name,
+                jt.priority,
+                coalesce(e.j -> 'payload', '{}') as payload,
+                coalesce(jt.max_attempts, q.max_attempts) as max_attempts
+            from jsonb_array_elements(_enqueue_plain.jobs) with ordinality as e (j, ord)
+            join queue.job_types as jt on jt.job_type = e.j ->> 'job_type'
+            join queue.queues as q on q.queue_name = jt.queue_name
+            order by e.ord
+        ) as x
+        returning j.id, j.queue_name
+    )
+    select array_agg(ins.id order by ins.id), array_agg(distinct ins.queue_name) into v_ids, v_queues
+    from ins;
+    if cardinality(v_ids) is distinct from jsonb_array_length(_enqueue_plain.jobs) then
+        raise exception 'a job type was removed while these jobs were enqueued; nothing was enqueued'
+            using errcode = '40001', hint = 'Retry the call.';
+    end if;
+    -- one notification per queue wakes idle workers
+    perform pg_notify('kyu_jobs', q) from unnest(v_queues) as q;
+    return v_ids;
+end
+$$;
+
+comment on function queue._enqueue_plain(jsonb) is
+'Private: enqueue_jobs for a batch whose every job is a known job type and an object payload (or none) surely under the cap, nothing else; inserts them with the defaults and returns their ids in input order. Null (nothing written) for any other batch.';
+
 -- enqueue_jobs: many jobs in one statement; returns their ids in input order.
 create or replace function queue.enqueue_jobs(jobs jsonb)
 returns setof bigint
@@ -903,6 +979,13 @@ begin
             perform queue._enforce_owner_limits_of(array[v_id]);
         end if;
         return next v_id;
+        return;
+    end if;
+
+    -- plain jobs (a type and a payload each, the bulk producer's batch) skip the general checks
+    v_ids := queue._enqueue_plain(enqueue_jobs.jobs);
+    if v_ids is not null then
+        return query select unnest(v_ids);
         return;
     end if;
 

@@ -1,6 +1,6 @@
 -- enqueue_job and enqueue_jobs: defaults, dedupe, ordering, tiers, and every bad input.
 begin;
-select plan(28);
+select plan(32);
 \ir ../../helpers/core_setup.psql
 
 select ok(queue.enqueue_job(job_type => 't_job', payload => '{"n": 1}') > 0, 'enqueue_job returns a new id');
@@ -49,6 +49,65 @@ select
         ),
         'enqueue_job with only a type and a payload writes the same job as enqueue_jobs'
     );
+-- enqueue_jobs' plain path (every job a type and a payload, nothing else) writes the jobs the
+-- general path writes: the same batch with "run_at": null (its default) goes the general way
+create temp table plain_ids as
+select
+    'plain' as path,
+    e.ord,
+    e.id
+from
+    queue.enqueue_jobs(
+        '[{"job_type": "t_typed", "payload": {"plain": 1}},
+      {"job_type": "t_job", "payload": {"plain": 2}}, {"job_type": "t_typed"}]'
+    ) with ordinality as e (id, ord)
+union all
+select
+    'general' as path,
+    e.ord,
+    e.id
+from queue.enqueue_jobs(
+    '[{"job_type": "t_typed", "payload": {"plain": 1}, "run_at": null},
+      {"job_type": "t_job", "payload": {"plain": 2}}, {"job_type": "t_typed"}]'
+) with ordinality as e (id, ord);
+select
+    results_eq(
+        $$select p.ord, j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt,
+                 j.run_at, j.payload, j.backoff_strategy, j.owner_id, j.unique_key, j.parent_id
+          from plain_ids as p join queue.jobs as j on j.id = p.id
+          where p.path = 'plain' order by p.ord$$,
+        $$select p.ord, j.job_type, j.queue_name, j.priority, j.max_attempts, j.status::text, j.attempt,
+                 j.run_at, j.payload, j.backoff_strategy, j.owner_id, j.unique_key, j.parent_id
+          from plain_ids as p join queue.jobs as j on j.id = p.id
+          where p.path = 'general' order by p.ord$$,
+        'a batch of plain jobs is written as the general path writes it, ids in input order'
+    );
+select
+    is(
+        (
+            select array_agg(p.id order by p.ord) from plain_ids as p
+            where p.path = 'plain'
+        ),
+        (
+            select array_agg(p.id order by p.id) from plain_ids as p
+            where p.path = 'plain'
+        ),
+        'the plain path returns the ids in input order'
+    );
+select
+    throws_ok(
+        $$ select queue.enqueue_jobs('[{"job_type": "t_job"}, {"job_type": "t_nope", "payload": {}}]') $$,
+        '22023', 'jobs[1]: unknown job type: t_nope',
+        'a plain-looking batch with an unknown type gets the general path''s error'
+    );
+select
+    throws_ok(
+        $$ select queue.enqueue_jobs(jsonb_build_array(jsonb_build_object('job_type', 't_job'),
+               jsonb_build_object('job_type', 't_job', 'payload', jsonb_build_object('x', repeat('x', 2000000))))) $$,
+        '22023', 'jobs[1]: payload is 2000009 bytes, over the cap of 1048576 bytes (queue.settings.max_payload_bytes)',
+        'a plain batch with a payload over the cap is refused whole'
+    );
+
 -- a payload read from a table may be compressed: its size says nothing of its text, so the cap
 -- is still checked exactly (2 MB of one letter compresses to a few kB)
 create temp table big_payloads (p jsonb);

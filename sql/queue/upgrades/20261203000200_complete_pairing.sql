@@ -1,7 +1,0 @@
--- Upgrade: complete_jobs pairs each id with its lease token through a join with the batch's
--- unnest instead of a jsonb map (2 of its 8 us per job), and the console's queue_policies view
--- shows the per-owner settings of the tenants upgrade. Nothing to change in the tables: the
--- sql/queue files named below run again (functions and the view replaced in place, grants
--- kept; the view's new columns come last, which create or replace view allows).
--- Locks: none beyond replacing the function and the view (brief, on their catalog rows).
--- Workers may keep running.

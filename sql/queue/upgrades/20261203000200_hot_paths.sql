@@ -1,0 +1,7 @@
+-- Upgrade: the hot paths of issue 15's last round. enqueue_jobs takes a batch of plain jobs (a
+-- type and a payload each) through the new queue._enqueue_plain; complete_jobs pairs each id
+-- with its lease token through a join with the batch's unnest instead of a jsonb map; and the
+-- console's queue_policies view shows the per-owner settings of the tenants upgrade. Nothing
+-- changes in the tables: the sql/queue files named below run again (functions and the view
+-- replaced in place, the view's new columns last; 90_security.sql grants the new function).
+-- Locks: none beyond replacing the functions and the view. Workers may keep running.
