@@ -255,7 +255,7 @@ begin
     from jsonb_array_elements(_enqueue_plain.jobs) as e (j)
     cross join queue.settings as s
     left join queue.job_types as jt on jt.job_type = e.j ->> 'job_type';
-    if not v_plain then
+    if not coalesce(v_plain, false) then
         return null;
     end if;
 

@@ -1327,7 +1327,7 @@ begin
     from jsonb_array_elements(_enqueue_plain.jobs) as e (j)
     cross join queue.settings as s
     left join queue.job_types as jt on jt.job_type = e.j ->> 'job_type';
-    if not v_plain then
+    if not coalesce(v_plain, false) then
         return null;
     end if;
 
@@ -2733,7 +2733,7 @@ begin
     -- one delete and one insert for the whole batch: the writer takes the deleted rows as a set.
     -- Each id is paired with the token, result and attempt at its position (the join), not with
     -- any token of the batch. The jsonb map of them this join replaced cost 2 of complete_jobs'
-    -- 8 us per job (batch 100, a procedure loop; make bench-bounds)
+    -- 8 us per job (batch 100; pg_stat_statements over a procedure loop)
     with done as (
         delete from queue.jobs as j
         using unnest(complete_jobs.job_ids, complete_jobs.lease_tokens, complete_jobs.results, complete_jobs.attempts)
