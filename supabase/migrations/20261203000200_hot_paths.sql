@@ -251,24 +251,29 @@ declare
     v_ids bigint [];
     v_queues text [];
 begin
-    select bool_and(
-        case when jsonb_typeof(e.j) = 'object' then
-            e.j - array['job_type', 'payload'] = '{}'
-            and jt.job_type is not null
-            and coalesce(jsonb_typeof(e.j -> 'payload'), 'object') = 'object'
-            -- surely under the cap (its text is at most 6x its binary size); a compressed value
-            -- says nothing of its text, so it takes the exact check
-            and (
-                e.j -> 'payload' is null
-                or (pg_column_size(e.j -> 'payload') * 6 <= s.max_payload_bytes
-                    and pg_column_compression(e.j -> 'payload') is null)
-            )
-        else false end
-    ) into v_plain
-    from jsonb_array_elements(_enqueue_plain.jobs) as e (j)
-    cross join queue.settings as s
-    left join queue.job_types as jt on jt.job_type = e.j ->> 'job_type';
-    if not coalesce(v_plain, false) then
+    -- the first job that is not plain ends the check (a batch with options pays one job's look)
+    select not exists (
+        select
+        from jsonb_array_elements(_enqueue_plain.jobs) as e (j)
+        cross join queue.settings as s
+        left join queue.job_types as jt on jt.job_type = e.j ->> 'job_type'
+        where not coalesce(
+            case when jsonb_typeof(e.j) = 'object' then
+                e.j - array['job_type', 'payload'] = '{}'
+                and jt.job_type is not null
+                and coalesce(jsonb_typeof(e.j -> 'payload'), 'object') = 'object'
+                -- surely under the cap (its text is at most 6x its binary size); a compressed
+                -- value says nothing of its text, so it takes the exact check
+                and (
+                    e.j -> 'payload' is null
+                    or (pg_column_size(e.j -> 'payload') * 6 <= s.max_payload_bytes
+                        and pg_column_compression(e.j -> 'payload') is null)
+                )
+            end,
+            false
+        )
+    ) into v_plain;
+    if not v_plain then
         return null;
     end if;
 
