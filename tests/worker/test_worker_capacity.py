@@ -63,13 +63,16 @@ def test_drain_with_two_claim_streams_ends_only_when_nothing_is_due(url: str) ->
         assert w.counts["completed"] == 300
 
 
-def test_jobs_in_flight_gauge_falls_back_when_jobs_finish(url: str) -> None:
-    async def check(w: Worker) -> float | None:
-        ids = await asyncio.to_thread(enqueue_many, url, "test.noop", 5)
-        await until(lambda: statuses(url, ids) == {"completed": 5}, 20, "completions")
-        return REGISTRY.get_sample_value("kyu_jobs_in_flight")
+def test_jobs_in_flight_gauge_counts_running_jobs_and_falls_back(url: str) -> None:
+    async def check(w: Worker) -> tuple[float | None, float | None]:
+        ids = await asyncio.to_thread(enqueue_many, url, "test.sleep", 3, '{"seconds": 1}')
+        running = await until(lambda: REGISTRY.get_sample_value("kyu_jobs_in_flight") == 3,
+                              10, "three jobs in flight")
+        await until(lambda: statuses(url, ids) == {"completed": 3}, 20, "completions")
+        return running, REGISTRY.get_sample_value("kyu_jobs_in_flight")
 
-    assert with_worker(url, check, job_types=["test.noop"], poll_interval=0.1) == 0
+    during, after = with_worker(url, check, job_types=["test.sleep"], poll_interval=0.1)
+    assert during and after == 0
 
 
 def test_unacknowledged_jobs_count_against_concurrency(url: str) -> None:
