@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,10 @@ from pathlib import Path
 
 from python_worker import handler
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (scripts/bench.py: database build, connections, worker environment)
+
+bench.BENCH_DB = "kyu_bench_fair"
 FLOOD = "kyu.bench.fair.flood"
 PROBE = "kyu.bench.fair.probe"
 OWNER_A = "aaaaaaaa-0000-4000-8000-00000000000a"
@@ -45,36 +48,13 @@ async def bench_probe(job: dict) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:54322/postgres")
-BENCH_DB = "kyu_bench_fair"
 WORKER_FLAGS: list[str] = []  # the defaults: full speed
-
-
-def _psycopg():  # imported late so `--handlers bench_fair` in a worker stays cheap
-    import psycopg
-
-    return psycopg
-
-
-def bench_url() -> str:
-    return _psycopg().conninfo.make_conninfo(ADMIN_URL, dbname=BENCH_DB)
-
-
-def connect():
-    return _psycopg().connect(bench_url(), autocommit=True)
+connect = bench.connect
+pct = bench.pct
 
 
 def build_database() -> None:
-    psycopg = _psycopg()
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{BENCH_DB}" with (force)')
-        conn.execute(f'create database "{BENCH_DB}"')
-    files = [ROOT / "scripts" / "supabase_compat.sql",
-             *sorted((ROOT / "supabase" / "migrations").glob("*.sql"))]
-    for f in files:
-        subprocess.run(["psql", bench_url(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(f)],
-                       check=True, capture_output=True)
+    bench.build_database()
     with connect() as conn:
         conn.execute("select queue.create_queue('bench_fair', fair => true)")
         conn.execute("select queue.create_queue('bench_fifo')")
@@ -83,12 +63,10 @@ def build_database() -> None:
 
 
 def worker(queue: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, DATABASE_URL=bench_url())
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "scripts"), str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "python_worker", "--log-level", "WARNING", "run",
-                             "--handlers", "bench_fair", "--queues", queue,
-                             "--job-types", f"{FLOOD},{PROBE}", *WORKER_FLAGS], env=env)
+    cmd = [sys.executable, "-m", "python_worker", "--log-level", "WARNING", "run",
+           "--handlers", "bench_fair", "--queues", queue, "--job-types", f"{FLOOD},{PROBE}",
+           *WORKER_FLAGS]
+    proc = subprocess.Popen(cmd, env=bench.worker_env())
     with connect() as conn:  # ready once it has run a first job
         probe = conn.execute("select queue.enqueue_job(%s, queue_name => %s)",
                              (PROBE, queue)).fetchone()[0]
@@ -144,10 +122,6 @@ def trial(queue: str, jobs: int) -> tuple[float, float, float]:
         proc.terminate()
         proc.wait(30)
     return (claimed - sent) * 1000, (started - sent) * 1000, jobs / secs
-
-
-def pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
 def main() -> None:
